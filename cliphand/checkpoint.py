@@ -1,0 +1,64 @@
+"""Model checkpoints that carry what is needed to rebuild the model: its settings, the template mesh
+(vertices, joints, faces) and the input geometry (input size, depth range).
+
+Written atomically (temp file, then rename).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DataError
+from .io import atomic_path
+from .model.cliphand3d import CLIPHand3D, load_template
+
+
+def read_template(path: str | Path) -> dict[str, np.ndarray]:
+    """Template mesh of the synthesize stage as a dict ``verts`` (V, 3) m, ``joints`` (21, 3) m, ``faces``
+    (F, 3); DataError naming the file when missing or mis-shaped (:func:`cliphand.model.cliphand3d.load_template`)."""
+    verts, joints, faces = load_template(path)
+    return {"verts": verts, "joints": joints, "faces": faces}
+
+
+def build_model(model_cfg: dict, template: dict[str, np.ndarray]) -> CLIPHand3D:
+    """Instantiate :class:`CLIPHand3D` from settings and a template mesh dict (see :func:`read_template`)."""
+    return CLIPHand3D(model_cfg, template["verts"], template["joints"], template["faces"])
+
+
+def save_checkpoint(path: str | Path, model: CLIPHand3D, model_cfg: dict, template: dict, meta: dict) -> None:
+    """Save weights, settings, template and ``meta`` (input_size, depth_range, history ...) atomically."""
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save({"model": model.state_dict(), "model_cfg": model_cfg,
+                    "template": {k: np.asarray(v) for k, v in template.items()}, "meta": meta}, tmp)
+
+
+def load_checkpoint(path: str | Path, model_cfg_override: dict | None = None) -> tuple[CLIPHand3D, dict]:
+    """Rebuild the model of a checkpoint.
+
+    Args:
+        model_cfg_override: settings merged over the saved ones (e.g. ablation switches) before building;
+            weights whose shapes no longer exist are skipped (strict=False), e.g. the text adapters of
+            a run without CLIP.
+    Returns:
+        (model in eval mode, checkpoint dict with ``model_cfg``, ``template``, ``meta``).
+    Raises:
+        DataError: missing or unreadable file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+        raise DataError(f"{path}: not a readable checkpoint ({exc})") from exc
+    cfg = {**ckpt["model_cfg"], **(model_cfg_override or {})}
+    model = build_model(cfg, ckpt["template"])
+    own = model.state_dict()
+    weights = {k: v for k, v in ckpt["model"].items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(weights, strict=False)
+    model.eval()
+    ckpt["model_cfg"] = cfg
+    return model, ckpt

@@ -1,0 +1,1 @@
+"""Data: raw inputs (download), synthetic rendering, preprocessing, loading and augmentation."""

@@ -1,0 +1,100 @@
+"""Batches for training and evaluation from the preprocess stage's arrays.
+
+Images stay memory-mapped (``images.npy``); a batch is gathered by index, so the loader costs one
+contiguous-ish read per batch and no worker processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..text.cache import load_text_cache
+from .augment import normalise, to_tensor
+from .preprocess import load_prepared
+
+
+class PreparedSet:
+    """One prepared split (``data/prep/<name>``) with optional cached text features.
+
+    Args:
+        prep_dir: folder with ``images.npy`` (n, S, S, 3) uint8 and ``labels.npz``.
+        text_path: optional ``data/text/<split>_n<N>.npz``; it must cover the samples used (prompts are
+            a function of the sample index, so a cache of the first k samples is a prefix of the full one).
+        limit: use only the first ``limit`` samples.
+    Raises:
+        DataError: missing/invalid files or a text cache shorter than the split.
+    """
+
+    def __init__(self, prep_dir: str | Path, text_path: str | Path | None = None, limit: int | None = None):
+        self.dir = Path(prep_dir)
+        arrays = load_prepared(self.dir, mmap=True)
+        n = int(arrays["images"].shape[0]) if limit is None else min(int(limit), int(arrays["images"].shape[0]))
+        self.images = arrays["images"][:n]
+        self.labels = {k: np.asarray(v[:n]) for k, v in arrays.items() if k != "images"}
+        self.n = n
+        self.size = int(self.images.shape[1])
+        self.has_mesh = "verts_uvd" in self.labels
+        self.text = self.prompts = None
+        if self.n == 0:
+            raise DataError(f"{self.dir}: the split holds no samples")
+        if text_path is not None:
+            cache = load_text_cache(text_path)
+            if len(cache["feats"]) < self.n:
+                raise DataError(f"{text_path}: holds text for {len(cache['feats'])} samples, the split uses "
+                                f"{self.n} (stale cache? re-run embed_text)")
+            self.text = cache["feats"][:n]
+            self.prompts = cache["prompts"][:n]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def head(self, limit: int) -> "PreparedSet":
+        """The first ``limit`` samples as a view (no copy of the memory-mapped images)."""
+        if limit >= self.n:
+            return self
+        view = object.__new__(PreparedSet)
+        view.__dict__.update(self.__dict__)
+        view.n = int(limit)
+        view.images = self.images[:limit]
+        view.labels = {k: v[:limit] for k, v in self.labels.items()}
+        view.text = None if self.text is None else self.text[:limit]
+        view.prompts = None if self.text is None else self.prompts[:limit]
+        return view
+
+    def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
+        """Gather samples ``idx`` (sorted for locality).
+
+        Returns a dict of tensors: ``image`` (B, 3, S, S) float in [0, 1] (not yet normalised),
+        ``uvd`` (B, 21, 3), ``joints`` (B, 21, 3) metres, ``K`` (B, 3, 3), ``root_depth`` (B,),
+        ``index`` (B,), and when present ``verts_uvd``/``verts`` (B, V, 3) and ``text`` (B, 3, L, D) float32.
+        """
+        idx = np.sort(np.asarray(idx))
+        out = {"image": to_tensor(self.images[idx]), "index": torch.as_tensor(idx)}
+        for key in ("uvd", "joints", "K", "root_depth", "verts_uvd", "verts"):
+            if key in self.labels:
+                out[key] = torch.as_tensor(self.labels[key][idx], dtype=torch.float32)
+        if self.text is not None:
+            out["text"] = torch.as_tensor(np.asarray(self.text[idx], dtype=np.float32))
+        return out
+
+
+def iterate(dataset: PreparedSet, batch_size: int, shuffle: bool, rng: np.random.Generator | None = None,
+            drop_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield batches over one epoch (in-batch negatives need full batches for the CLIP loss: use
+    ``drop_last=True`` in training)."""
+    order = rng.permutation(len(dataset)) if shuffle else np.arange(len(dataset))
+    stop = len(order) - (len(order) % batch_size if drop_last else 0)
+    for start in range(0, stop, batch_size):
+        chunk = order[start:start + batch_size]
+        if len(chunk):
+            yield dataset.batch(chunk)
+
+
+def model_input(images01: torch.Tensor) -> torch.Tensor:
+    """(B, 3, S, S) images in [0, 1] → normalised model input."""
+    return normalise(images01)

@@ -1,0 +1,73 @@
+"""What every DVC stage entry point shares: settings, the MLflow run, wall time, metrics file.
+
+Usage in ``stages/<name>.py``::
+
+    with stage_context("pretrain") as st:
+        ...                                  # call the library with st.params, st.path(...)
+        st.finish({"val_mpjpe_mm": 12.3})    # writes data/metrics/pretrain.json with wall_s
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import tracking
+from .config import load_params, repo_root, resolve_path
+from .io import save_json
+
+
+@dataclass
+class StageContext:
+    """Settings and handles of one stage execution."""
+
+    name: str
+    root: Path
+    params: dict
+    run: tracking.Run
+    t0: float = field(default_factory=time.perf_counter)
+
+    def path(self, rel: str | Path) -> Path:
+        """A path from params or a literal, relative to the repository root."""
+        return resolve_path(rel, self.root)
+
+    def finish(self, metrics: dict[str, Any] | None = None, metrics_path: str | Path | None = None) -> dict:
+        """Add ``wall_s`` and the environment to ``metrics``, write them (default
+        ``data/metrics/<stage>.json``), log them to MLflow and return them."""
+        metrics = dict(metrics or {})
+        metrics["wall_s"] = round(time.perf_counter() - self.t0, 2)
+        path = self.path(metrics_path or f"data/metrics/{self.name.replace('@', '_')}.json")
+        save_json(path, metrics)
+        self.run.log_metrics(metrics)
+        self.run.log_artifact(path)
+        return metrics
+
+
+def environment() -> dict[str, str]:
+    """Device, Python and key package versions (for the report and MLflow tags)."""
+    import numpy
+    import torch
+
+    env = {"python": sys.version.split()[0], "platform": platform.platform(), "torch": torch.__version__,
+           "numpy": numpy.__version__, "cpu_threads": str(torch.get_num_threads()),
+           "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"}
+    for mod in ("torchvision", "mlflow", "dvc", "scipy"):
+        try:
+            env[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - optional in some environments
+            pass
+    return env
+
+
+@contextlib.contextmanager
+def stage_context(name: str, parent: str | None = None) -> Iterator[StageContext]:
+    """Open the stage's MLflow run (named ``name``, grouped under ``parent`` if given)."""
+    root = repo_root()
+    params = load_params(root / "params.yaml")
+    with tracking.stage_run(name, params, parent=parent, root=root) as run:
+        yield StageContext(name=name, root=root, params=params, run=run)

@@ -1,0 +1,147 @@
+"""MLflow tracking: one run per DVC stage execution.
+
+Store: ``$MLFLOW_TRACKING_URI`` when set, else SQLite at ``<repo>/mlflow.db`` (MLflow 3 refuses a
+``./mlruns`` file store by default). ``<repo>`` is ``$DVC_ROOT``, which queued ``dvc exp run`` copies
+still point at the main repository, so every run of every experiment lands in one store. Artifacts go
+to ``<repo>/mlartifacts`` (an absolute location, so queued copies that are deleted afterwards do not
+take them along).
+
+Each run is named after the stage and tagged with the DVC stage (``$DVC_STAGE``), the DVC experiment
+name (``$DVC_EXP_NAME``), its baseline revision and the git revision. Tracking can be switched off with
+``CLIPHAND_TRACKING=0`` (then every call is a no-op).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import flatten, repo_root
+
+EXPERIMENT = "cliphand"
+
+
+def enabled() -> bool:
+    """False when ``CLIPHAND_TRACKING=0``."""
+    return os.environ.get("CLIPHAND_TRACKING", "1") != "0"
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """``$MLFLOW_TRACKING_URI`` or ``sqlite:///<repo>/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
+
+
+def git_revision(root: Path | None = None) -> str:
+    """The current git commit of the repository ('unknown' outside git)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root or repo_root(), capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _experiment_id(mlflow, root: Path) -> str:
+    exp = mlflow.get_experiment_by_name(EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=(root / "mlartifacts").resolve().as_uri())
+    except Exception:  # two queued workers may race to create it
+        exp = mlflow.get_experiment_by_name(EXPERIMENT)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def _tags(stage: str, root: Path) -> dict[str, str]:
+    return {
+        "dvc.stage": os.environ.get("DVC_STAGE", stage),
+        "dvc.exp_name": os.environ.get("DVC_EXP_NAME", "workspace"),
+        "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+        "git.rev": git_revision(root),
+    }
+
+
+class Run:
+    """Handle given to a stage: log metrics/artifacts to the active MLflow run (no-op when disabled)."""
+
+    def __init__(self, mlflow=None, run_id: str | None = None):
+        self._mlflow = mlflow
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Log the finite numeric entries of ``metrics`` (names sanitised for MLflow)."""
+        if self._mlflow is None:
+            return
+        clean = {}
+        for k, v in flatten(metrics).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf"):
+                clean[k.replace("@", "_at_")] = float(v)
+        if clean:
+            self._mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        """Copy a file (or folder) into the run's artifacts."""
+        if self._mlflow is None or not Path(path).exists():
+            return
+        if Path(path).is_dir():
+            self._mlflow.log_artifacts(str(path), artifact_path)
+        else:
+            self._mlflow.log_artifact(str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        if self._mlflow is not None:
+            self._mlflow.set_tags(tags)
+
+
+@contextlib.contextmanager
+def stage_run(stage: str, params: dict | None = None, parent: str | None = None,
+              root: Path | None = None) -> Iterator[Run]:
+    """Start an MLflow run named ``stage`` for one stage execution.
+
+    Args:
+        stage: run name, e.g. ``'finetune'`` or ``'ablate@bs8'``.
+        params: params.yaml content; logged flattened (``clip.batch_size`` ...), with params.yaml as an
+            artifact.
+        parent: name of a parent run to group under (e.g. ``'ablate'``): found among the runs with the
+            same DVC experiment name and git revision, created if absent.
+    Yields:
+        :class:`Run`.
+    """
+    if not enabled():
+        yield Run()
+        return
+    import mlflow
+
+    root = root or repo_root()
+    mlflow.set_tracking_uri(tracking_uri(root))
+    exp_id = _experiment_id(mlflow, root)
+    tags = _tags(stage, root)
+    if parent is not None:
+        parent_id = _find_or_create_parent(mlflow, exp_id, parent, tags)
+        tags["mlflow.parentRunId"] = parent_id
+    with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=tags) as active:
+        if params:
+            items = [(k, str(v)[:6000]) for k, v in flatten(params).items()]
+            for i in range(0, len(items), 100):
+                mlflow.log_params(dict(items[i:i + 100]))
+            if (root / "params.yaml").exists():
+                mlflow.log_artifact(str(root / "params.yaml"))
+        yield Run(mlflow, active.info.run_id)
+
+
+def _find_or_create_parent(mlflow, exp_id: str, name: str, tags: dict[str, str]) -> str:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    query = (f"tags.mlflow.runName = '{name}' and tags.`dvc.exp_name` = '{tags['dvc.exp_name']}' "
+             f"and tags.`git.rev` = '{tags['git.rev']}'")
+    found = client.search_runs([exp_id], filter_string=query, max_results=1, order_by=["attributes.start_time DESC"])
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(exp_id, run_name=name, tags={**tags, "cliphand.group": name})
+    client.set_terminated(run.info.run_id)
+    return run.info.run_id

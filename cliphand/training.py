@@ -1,0 +1,232 @@
+"""Training loop for both phases of the paper's schedule (§4.2):
+
+- ``pretrain``: visual encoder + joint regressor, L1 on the lixel soft-argmax uvd joints (eq. 4), one
+  augmented view (random in-plane rotation and scale, photometric jitter).
+- ``finetune``: the full model end to end from the pretrained weights with the total loss (§3.5)
+  ``alpha1 * (L_joint + L_vert) + alpha2 * (L_normal + L_edge) + alpha3 * L_consistency + alpha4 * L_clip``
+  (eqs. 4-7) over two views per image (see :mod:`cliphand.data.augment`; the CLIP loss sees view a,
+  whose pose matches the cached prompts).
+
+AdamW, step decay ``x lr_decay`` every ``decay_every`` of the run's epochs (paper: x0.25 every 50 of 200
+epochs). A checkpoint is written after every epoch (temp file, then rename) and training resumes from it
+after an interruption; a finished run removes it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import losses as L
+from .config import fingerprint
+from .data.augment import apply_affine_uvd, normalise, photometric, random_affine, warp
+from .data.loader import PreparedSet, iterate
+from .errors import TrainingError
+from .geometry import uvd_to_xyz
+from .io import atomic_path
+
+LogFn = Callable[[dict, int], None]
+
+
+def make_optimizer(model: torch.nn.Module, cfg: dict):
+    """AdamW with ``cfg['lr']``/``cfg['weight_decay']`` and a StepLR of ``cfg['lr_decay']`` every
+    ``round(cfg['decay_every'] * epochs)`` epochs (paper: 1e-3, x0.25 every quarter of the run)."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=float(cfg["lr"]),
+                            weight_decay=float(cfg.get("weight_decay", 1e-4)))
+    step = max(1, round(float(cfg.get("decay_every", 0.25)) * int(cfg["epochs"])))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step, gamma=float(cfg.get("lr_decay", 0.25)))
+    return opt, sched
+
+
+def _check_finite(terms: dict[str, torch.Tensor], where: str) -> None:
+    for name, value in terms.items():
+        if not torch.isfinite(value).all():
+            raise TrainingError(f"non-finite loss at {where}: term '{name}' = {value.item()}")
+
+
+def pretrain_step(model, batch, cfg: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Loss terms of one pretraining step (random affine view, L1 on uvd joints)."""
+    aug = cfg.get("augment", {})
+    x = photometric(batch["image"], gen, float(aug.get("photometric", 0.3)))
+    theta, A = random_affine(x.shape[0], gen, float(aug.get("rotation_deg", 30)), tuple(aug.get("scale", (0.9, 1.1))))
+    x = warp(x, theta)
+    out = model.pose_features(normalise(x))
+    gt = apply_affine_uvd(batch["uvd"], A)
+    joint = L.l1_loss(out["uvd"], gt)
+    return {"joint": joint, "total": joint}
+
+
+def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Tensor, input_size: int,
+                  depth_range: float) -> tuple[dict[str, torch.Tensor], dict]:
+    """Loss terms of one end-to-end step over views a and b (paper §3.5).
+
+    Returns the terms (each a scalar tensor, ``total`` included) and the model outputs of view a.
+    """
+    aug, w = cfg.get("augment", {}), cfg["loss"]
+    b = batch["image"].shape[0]
+    xa = photometric(batch["image"], gen, float(aug.get("photometric", 0.3)))
+    theta, A = random_affine(b, gen, float(aug.get("rotation_deg", 30)), tuple(aug.get("scale", (0.9, 1.1))))
+    xb = warp(photometric(batch["image"], gen, float(aug.get("photometric", 0.3))), theta)
+    use_clip = bool(cfg.get("use_clip", True)) and "text" in batch and float(w["alpha4"]) > 0
+    text = torch.cat([batch["text"], batch["text"]]) if use_clip else None
+    out = model(normalise(torch.cat([xa, xb])), text)
+
+    uvd_gt = torch.cat([batch["uvd"], apply_affine_uvd(batch["uvd"], A)])
+    verts_gt = torch.cat([batch["verts_uvd"], apply_affine_uvd(batch["verts_uvd"], A)])
+    terms = {"joint": L.l1_loss(out["uvd"], uvd_gt), "vert": L.l1_loss(out["verts"], verts_gt)}
+    coarse = out.get("verts_coarse", [])
+    for pred, target in zip(coarse, model.coarse_targets(uvd_gt, verts_gt)):
+        terms["vert"] = terms["vert"] + L.l1_loss(pred, target) / len(coarse)
+
+    # eq. 5 on view a, in camera-frame metres scaled by depth_range (the same order as uvd)
+    pred_xyz = uvd_to_xyz(out["verts"][:b], batch["K"], batch["root_depth"], input_size, depth_range) / depth_range
+    gt_xyz = batch["verts"] / depth_range
+    terms["normal"] = L.normal_loss(pred_xyz, gt_xyz, faces)
+    terms["edge"] = L.edge_length_loss(pred_xyz, gt_xyz, faces)
+    # eq. 6: view b's prediction against view a's mapped into b
+    terms["consistency"] = (L.consistency_loss_2d(out["uvd"][:b, :, :2], out["uvd"][b:, :, :2], A)
+                            + L.consistency_loss_3d(out["uvd"][:b], out["uvd"][b:]))
+    if use_clip:
+        clip, _ = L.clip_loss(out["pose_emb"][:b], out["text_emb"][:b], out["logit_scale"])
+        terms["clip"] = clip
+    total = (float(w["alpha1"]) * (terms["joint"] + terms["vert"])
+             + float(w["alpha2"]) * (terms["normal"] + terms["edge"])
+             + float(w["alpha3"]) * terms["consistency"]
+             + float(w["alpha4"]) * terms.get("clip", torch.zeros(())))
+    terms["total"] = total
+    return terms, out
+
+
+@torch.no_grad()
+def predict(model, dataset: PreparedSet, batch_size: int = 64, with_mesh: bool = True, text: bool = False,
+            progress: bool = False) -> dict[str, np.ndarray]:
+    """Run the model (eval mode) over a split in order.
+
+    Returns NumPy arrays: ``uvd`` (n, 21, 3), ``verts`` (n, V, 3) normalised uvd when ``with_mesh``, and
+    with ``text`` (the split must carry cached text features) ``pose_emb``/``text_emb`` (n, 3, E).
+    """
+    was_training = model.training
+    model.eval()
+    out: dict[str, list] = {}
+    batches = iterate(dataset, batch_size, shuffle=False)
+    if progress:
+        batches = tqdm(batches, total=math.ceil(len(dataset) / batch_size), desc="predict", leave=False)
+    for batch in batches:
+        x = normalise(batch["image"])
+        res = model(x, batch["text"] if text else None) if with_mesh or text else model.pose_features(x)
+        for key in ("uvd", "verts", "pose_emb", "text_emb"):
+            if key in res and (key != "verts" or with_mesh):
+                out.setdefault(key, []).append(res[key].float().numpy())
+    model.train(was_training)
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def to_camera(uvd: np.ndarray, dataset: PreparedSet, input_size: int, depth_range: float) -> np.ndarray:
+    """Normalised uvd predictions → camera-frame metres with the split's crop intrinsics and the
+    ground-truth root depth (root-relative protocols: the absolute depth is not predicted)."""
+    return uvd_to_xyz(uvd.astype(np.float64), dataset.labels["K"].astype(np.float64),
+                      dataset.labels["root_depth"].astype(np.float64), input_size, depth_range)
+
+
+def _val_mpjpe_mm(model, val_set: PreparedSet, input_size: int, depth_range: float, limit: int) -> float:
+    sub = val_set.head(limit)
+    pred = predict(model, sub, with_mesh=False)
+    xyz = to_camera(pred["uvd"], sub, input_size, depth_range)
+    gt = sub.labels["joints"]
+    err = np.linalg.norm((xyz - xyz[:, :1]) - (gt - gt[:, :1]), axis=-1)
+    return float(err.mean() * 1000)
+
+
+def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Path, faces: torch.Tensor | None = None,
+          val_set: PreparedSet | None = None, log: LogFn | None = None) -> list[dict]:
+    """Train ``model`` in place for ``cfg['epochs']`` epochs, resuming from ``work_path`` if it holds a
+    checkpoint of the same settings.
+
+    Args:
+        phase: ``'pretrain'`` or ``'finetune'``.
+        cfg: the phase's settings: epochs, batch_size, lr, weight_decay, lr_decay, decay_every, seed,
+            augment {rotation_deg, scale, photometric}, input_size, depth_range, val_limit; for finetune also
+            loss {alpha1..alpha4} and use_clip; optional max_steps_per_epoch.
+        work_path: the resume checkpoint (written after every epoch atomically, removed at the end).
+        faces: (F, 3) template faces (finetune).
+        log: called as ``log(metrics, epoch)`` after every epoch (MLflow).
+    Returns:
+        Per-epoch history: dicts of mean loss terms, lr, val MPJPE (mm, root-relative) and seconds.
+    Raises:
+        TrainingError: a non-finite loss (names the phase, epoch, step and term).
+    """
+    if phase not in ("pretrain", "finetune"):
+        raise ValueError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
+    epochs, bs = int(cfg["epochs"]), int(cfg["batch_size"])
+    if len(train_set) < bs:
+        raise TrainingError(f"{phase}: {len(train_set)} training samples are fewer than one batch of {bs}")
+    torch.manual_seed(int(cfg.get("seed", 0)))
+    gen = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
+    rng = np.random.default_rng(int(cfg.get("seed", 0)))
+    opt, sched = make_optimizer(model, cfg)
+    key = fingerprint({"phase": phase, "cfg": cfg, "n": len(train_set)})
+    history: list[dict] = []
+    start = 0
+    work_path = Path(work_path)
+    if work_path.exists():
+        state = torch.load(work_path, map_location="cpu", weights_only=False)
+        if state.get("fingerprint") == key:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            gen.set_state(state["gen"])
+            rng.bit_generator.state = state["rng"]
+            torch.set_rng_state(state["torch_rng"])
+            history, start = state["history"], state["epoch"] + 1
+            print(f"[{phase}] resuming from {work_path} after epoch {start}/{epochs}")
+    input_size, depth_range = int(cfg["input_size"]), float(cfg["depth_range"])
+    steps = len(train_set) // bs
+    if cfg.get("max_steps_per_epoch"):
+        steps = min(steps, int(cfg["max_steps_per_epoch"]))
+    model.train()
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        sums: dict[str, float] = {}
+        bar = tqdm(iterate(train_set, bs, shuffle=True, rng=rng, drop_last=True), total=steps,
+                   desc=f"{phase} {epoch + 1}/{epochs}", leave=False)
+        for step, batch in enumerate(bar):
+            if step >= steps:
+                break
+            if phase == "pretrain":
+                terms = pretrain_step(model, batch, cfg, gen)
+            else:
+                terms, _ = finetune_step(model, batch, cfg, gen, faces, input_size, depth_range)
+            _check_finite(terms, f"{phase} epoch {epoch + 1} step {step + 1}")
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}")
+        bar.close()
+        sched.step()
+        record = {f"loss_{k}": v / max(1, steps) for k, v in sums.items()}
+        record.update(epoch=epoch + 1, lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 2),
+                      samples_per_s=round(steps * bs / max(1e-9, time.perf_counter() - t0), 2))
+        if val_set is not None:
+            record["val_mpjpe_mm"] = _val_mpjpe_mm(model, val_set, input_size, depth_range,
+                                                   int(cfg.get("val_limit", 256)))
+            model.train()
+        history.append(record)
+        print(f"[{phase}] epoch {epoch + 1}/{epochs} " + " ".join(
+            f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
+        with atomic_path(work_path, suffix=".pt") as tmp:
+            torch.save({"fingerprint": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(), "gen": gen.get_state(), "rng": rng.bit_generator.state,
+                        "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch}, tmp)
+        if log is not None:
+            log(record, epoch + 1)
+    if work_path.exists():
+        work_path.unlink()
+    return history

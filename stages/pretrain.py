@@ -1,0 +1,8 @@
+"""DVC stage `pretrain`: visual encoder + joint regressor (paper §4.2) → data/models/pretrain.pt."""
+
+from cliphand.experiment import run_pretrain
+from cliphand.stage import stage_context
+
+with stage_context("pretrain") as st:
+    history = run_pretrain(st.params, st.root, st.path("data/models/pretrain.pt"), log=st.run.log_metrics)
+    st.finish({"epochs": len(history), **{f"final_{k}": v for k, v in history[-1].items() if k != "epoch"}})

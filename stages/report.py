@@ -1,0 +1,12 @@
+"""DVC stage `report`: reports/report.md and reports/figures/*.png from the pipeline's outputs
+(cliphand.report); the report's own numbers go to reports/report_metrics.json, not data/metrics."""
+
+from cliphand.report import build_report
+from cliphand.stage import stage_context
+
+with stage_context("report") as st:
+    out_md, fig_dir = st.path("reports/report.md"), st.path("reports/figures")
+    summary = build_report(st.root, st.params, out_md, fig_dir)
+    st.run.log_artifact(out_md)
+    st.run.log_artifact(fig_dir, "figures")
+    st.finish({k: summary[k] for k in ("n_figures", "n_missing", "n_ablation_rows")}, "reports/report_metrics.json")

@@ -1,0 +1,44 @@
+"""Small synthetic fixtures shared by the tests of training, evaluation and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cliphand.data.preprocess import prepare_split, write_prepared
+from cliphand.text.cache import save_text_cache
+
+TINY_MODEL = {"input_size": 64, "heatmap_size": 16, "deconv_channels": 32, "embed_dim": 32, "adapter_ff": 64,
+              "mesh_levels": [30, 60], "mesh_dims": [32, 16, 16], "mesh_fj_channels": 8, "text_dim": 24}
+
+
+def tiny_template(v: int = 120, seed: int = 0) -> dict[str, np.ndarray]:
+    """A random hand-sized template: 21 joints, ``v`` vertices near them, random triangles (metres)."""
+    rng = np.random.default_rng(seed)
+    joints = rng.normal(scale=0.04, size=(21, 3)).astype(np.float32)
+    verts = (joints[rng.integers(0, 21, v)] + rng.normal(scale=0.01, size=(v, 3))).astype(np.float32)
+    faces = np.stack([rng.choice(v, 3, replace=False) for _ in range(2 * v)]).astype(np.int32)
+    return {"verts": verts, "joints": joints, "faces": faces}
+
+
+def write_tiny_split(folder: Path, template: dict, n: int = 24, size: int = 64, seed: int = 0,
+                     text_path: Path | None = None, text_len: int = 22, text_dim: int = 24) -> None:
+    """Random images of posed copies of ``template`` ~0.5 m in front of a camera, prepared like the
+    preprocess stage (``folder/images.npy``, ``labels.npz``), and optionally a random text cache."""
+    rng = np.random.default_rng(seed)
+    K = np.tile(np.array([[200.0, 0, 80], [0, 200.0, 80], [0, 0, 1]]), (n, 1, 1))
+    shift = np.stack([rng.uniform(-0.02, 0.02, n), rng.uniform(-0.02, 0.02, n), rng.uniform(0.45, 0.55, n)], -1)
+    joints = template["joints"][None] + shift[:, None] + rng.normal(scale=0.005, size=(n, 21, 3))
+    verts = template["verts"][None] + shift[:, None] + rng.normal(scale=0.005, size=(n, len(template["verts"]), 3))
+    images = rng.integers(0, 256, size=(n, 160, 160, 3), dtype=np.uint8)
+    write_prepared(folder, prepare_split(images, K, joints, verts, size, 0.3, 1.3))
+    if text_path is not None:
+        from cliphand.text.prompts import sample_prompts
+
+        prompts, orders, subsets = zip(*(sample_prompts(joints[i], 21, 0, i, "short") for i in range(n)))
+        save_text_cache(text_path, {
+            "feats": rng.normal(size=(n, 3, text_len, text_dim)).astype(np.float16),
+            "orders": np.asarray(orders, np.int16), "subsets": np.asarray(subsets, np.int16),
+            "prompts": np.asarray(prompts, str), "fingerprint": "random", "template": "short", "seed": 0,
+            "n_joints": 21})

@@ -1,0 +1,123 @@
+"""Known-answer tests of cliphand.losses (paper eqs. 3-7)."""
+
+import math
+
+import pytest
+import torch
+
+from cliphand import losses as L
+
+
+def tetra(batch=2):
+    """A tetrahedron (4 vertices, 4 faces) with a random rigid motion per sample."""
+    v = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.float64)
+    faces = torch.tensor([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(batch):
+        q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+        out.append(v @ q.T + torch.randn(3, generator=g, dtype=torch.float64))
+    return torch.stack(out), faces
+
+
+def rot_affine(angle, scale, shift):
+    c, s = math.cos(angle), math.sin(angle)
+    return torch.tensor([[[scale * c, -scale * s, shift[0]], [scale * s, scale * c, shift[1]]]], dtype=torch.float64)
+
+
+def test_l1_known_value_and_shapes():
+    a = torch.zeros(2, 21, 3)
+    assert L.l1_loss(a, a.clone()) == 0
+    assert L.l1_loss(a, a + 0.25).item() == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="differ"):
+        L.l1_loss(a, torch.zeros(2, 20, 3))
+
+
+def test_mesh_losses_zero_on_identical_positive_otherwise():
+    v, faces = tetra()
+    assert L.edge_length_loss(v, v.clone(), faces).item() == pytest.approx(0.0, abs=1e-12)
+    assert L.normal_loss(v, v.clone(), faces).item() == pytest.approx(0.0, abs=1e-12)
+    # uniform scale by 2: every edge grows by its own length; three faces have edges (1, 1, sqrt2),
+    # one (sqrt2, sqrt2, sqrt2) -> mean (6 + 6 sqrt2) / 12 = (1 + sqrt2) / 2
+    assert L.edge_length_loss(2 * v, v, faces).item() == pytest.approx((1 + math.sqrt(2)) / 2, rel=1e-12)
+    # a similarity transform keeps the normals (scale-invariant term) ...
+    assert L.normal_loss(3 * v + 1, v, faces).item() == pytest.approx(0.0, abs=1e-9)
+    # ... a displaced vertex does not
+    bent = v.clone()
+    bent[:, 3] += torch.tensor([0.5, 0.5, 0.5], dtype=torch.float64)
+    assert L.normal_loss(bent, v, faces).item() > 1e-3
+    assert L.edge_length_loss(bent, v, faces).item() > 1e-3
+
+
+def test_mesh_losses_check_shapes_and_faces():
+    v, faces = tetra()
+    with pytest.raises(ValueError, match="differ"):
+        L.normal_loss(v, v[:, :3], faces)
+    with pytest.raises(ValueError, match="faces"):
+        L.edge_length_loss(v, v, faces[:, :2])
+    with pytest.raises(ValueError, match="face indices"):
+        L.edge_length_loss(v, v, faces + 10)
+
+
+def test_consistency_2d_known_affine():
+    g = torch.Generator().manual_seed(1)
+    uv_a = torch.rand(1, 21, 2, generator=g, dtype=torch.float64)
+    A = rot_affine(0.4, 1.1, (0.05, -0.02))
+    uv_b = uv_a @ A[:, :, :2].transpose(1, 2) + A[:, :, 2][:, None]
+    assert L.consistency_loss_2d(uv_a, uv_b, A).item() == pytest.approx(0.0, abs=1e-12)
+    assert L.consistency_loss_2d(uv_a, uv_b + 0.1, A).item() == pytest.approx(0.1)
+    assert L.consistency_loss_2d(uv_a, uv_a, A).item() > 1e-3
+    with pytest.raises(ValueError, match="affine"):
+        L.consistency_loss_2d(uv_a, uv_b, A[:, :, :2])
+    with pytest.raises(ValueError, match="differ"):
+        L.consistency_loss_2d(uv_a, uv_b[:, :20], A)
+
+
+def test_consistency_3d_rotation_and_depth():
+    g = torch.Generator().manual_seed(2)
+    xyz_a = torch.randn(1, 21, 3, generator=g, dtype=torch.float64) * 0.03 + torch.tensor([0, 0, 0.5], dtype=torch.float64)
+    A = rot_affine(-0.7, 1.3, (0.1, 0.1))
+    c, s = math.cos(-0.7), math.sin(-0.7)
+    R = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    xyz_b = xyz_a.clone()
+    xyz_b[..., :2] = xyz_a[..., :2] @ R.T
+    xyz_b = xyz_b + torch.tensor([0.02, -0.01, 0.1], dtype=torch.float64)  # any root translation
+    assert L.consistency_loss_3d(xyz_a, xyz_b, A).item() == pytest.approx(0.0, abs=1e-12)
+    assert L.consistency_loss_3d(xyz_a, xyz_b).item() == pytest.approx(0.0, abs=1e-12)  # depth only
+    assert L.consistency_loss_3d(xyz_a, xyz_a, A).item() > 1e-3  # unrotated x, y disagree
+    deeper = xyz_b.clone()
+    deeper[:, 1:, 2] += 0.01
+    assert L.consistency_loss_3d(xyz_a, deeper).item() == pytest.approx(0.01 * 20 / 21)
+    with pytest.raises(ValueError):
+        L.consistency_loss_3d(xyz_a, xyz_b[..., :2])
+
+
+def test_clip_loss_known_values_gradient_and_shapes():
+    B, E = 6, 8
+    eye = torch.eye(E)[:B]
+    emb = eye[:, None, :].repeat(1, 3, 1)  # orthonormal, identical pose and text
+    scale = torch.full((3,), 100.0)
+    loss, logits = L.clip_loss(emb, emb.clone(), scale)
+    assert logits.shape == (3, B, B)
+    assert torch.allclose(logits[0], 100 * torch.eye(B))
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    # all embeddings equal -> uniform softmax -> loss log B
+    same = torch.ones(B, 3, E)
+    loss_u, _ = L.clip_loss(same, same, scale)
+    assert loss_u.item() == pytest.approx(math.log(B), rel=1e-6)
+    # random, learnable: positive and gradients reach both sides and the temperature
+    g = torch.Generator().manual_seed(3)
+    p = torch.randn(B, 3, E, generator=g, requires_grad=True)
+    t = torch.randn(B, 3, E, generator=g, requires_grad=True)
+    log_scale = torch.full((3,), math.log(10.0), requires_grad=True)
+    loss_r, _ = L.clip_loss(p, t, log_scale.exp())
+    assert loss_r.item() > 0
+    loss_r.backward()
+    for x in (p, t, log_scale):
+        assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="differ"):
+        L.clip_loss(p, t[:, :, :4], scale)
+    with pytest.raises(ValueError, match=r"\(B,3,E\)"):
+        L.clip_loss(torch.zeros(B, 2, E), torch.zeros(B, 2, E), scale)
+    with pytest.raises(ValueError, match="logit_scale"):
+        L.clip_loss(p, t, torch.ones(2))

@@ -1,0 +1,261 @@
+"""Tests of the synthetic data generator: rigged hand, articulation, rasterizer, samples, synthesize."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cliphand.data.articulation import (COLUMNS, FINGERS, LIMITS_DEG, Articulator, limits_array,
+                                        load_gestures, palm_frame)
+from cliphand.data.backgrounds import photo_paths, random_background
+from cliphand.data.hand_model import JOINT_NAMES, JOINTS21, RiggedHand
+from cliphand.data.render import rasterize, shade
+from cliphand.data.synth import DEFAULTS, render_sample, synthesize
+from cliphand.errors import DataError
+from cliphand.geometry import project
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+GLB = SHARED / "webxr_generic_hand" / "right.glb"
+GESTURES = SHARED / "ge_synthetic_gestures" / "handGestures.txt"
+
+
+@pytest.fixture(scope="module")
+def hand():
+    if not GLB.is_file():
+        pytest.skip(f"{GLB} not present")
+    return RiggedHand.from_glb(GLB)
+
+
+@pytest.fixture(scope="module")
+def art(hand):
+    return Articulator(hand)
+
+
+# --- hand model ---------------------------------------------------------------------------------
+
+def test_bind_pose_reproduces_template(hand):
+    assert hand.verts.shape == (1360, 3) and hand.faces.shape == (2314, 3) and hand.faces.dtype == np.int32
+    assert hand.weights.shape == (1360, 25)
+    np.testing.assert_allclose(hand.weights.sum(1), 1.0, atol=1e-6)
+    for rot in (None, np.tile(np.eye(3), (25, 1, 1))):
+        v, j = hand.pose(rot)
+        assert np.abs(v - hand.verts).max() < 1e-6
+        assert np.abs(j - hand.joints21).max() < 1e-9
+    # metres: wrist to middle-finger base about 9.2 cm (README)
+    assert 0.08 < np.linalg.norm(hand.joints21[9] - hand.joints21[0]) < 0.10
+
+
+def test_joints21_mapping(hand):
+    names = [JOINT_NAMES[i] for i in JOINTS21]
+    assert names[0] == "wrist"
+    assert names[1:5] == ["thumb-metacarpal", "thumb-phalanx-proximal", "thumb-phalanx-distal", "thumb-tip"]
+    assert names[5:9] == [f"index-finger-{p}" for p in ("phalanx-proximal", "phalanx-intermediate",
+                                                        "phalanx-distal", "tip")]
+    assert names[17] == "pinky-finger-phalanx-proximal" and names[20] == "pinky-finger-tip"
+    j = hand.joints21
+    dist = np.linalg.norm(j - j[0], axis=1)
+    for f in range(5):
+        chain = dist[1 + 4 * f: 5 + 4 * f]
+        assert np.all(np.diff(chain) > 0), f"finger {f}: joints not ordered base to tip"
+    # radial side: index MCP and thumb on the same side of the middle finger
+    radial = -palm_frame(j)[:, 1]
+    assert (j[5] - j[9]) @ radial > 0 and (j[4] - j[9]) @ radial > 0 and (j[17] - j[9]) @ radial < 0
+
+
+def test_rotation_of_one_joint_moves_only_its_subtree(hand):
+    R = np.tile(np.eye(3), (25, 1, 1))
+    R[JOINT_NAMES.index("index-finger-phalanx-intermediate")] = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
+    _, j = hand.pose(R)
+    moved = np.linalg.norm(j - hand.joints21, axis=1) > 1e-9
+    assert moved.tolist() == [k in (7, 8) for k in range(21)]  # index DIP and tip only
+
+
+def test_bad_glb(tmp_path):
+    missing = tmp_path / "nope.glb"
+    with pytest.raises(DataError, match="nope.glb"):
+        RiggedHand.from_glb(missing)
+    junk = tmp_path / "junk.glb"
+    junk.write_bytes(b"not a gltf at all")
+    with pytest.raises(DataError, match="junk.glb"):
+        RiggedHand.from_glb(junk)
+    import pygltflib
+    empty = tmp_path / "noskin.glb"
+    g = pygltflib.GLTF2(scenes=[pygltflib.Scene(nodes=[0])], nodes=[pygltflib.Node(name="n")])
+    g.save_binary(str(empty))
+    with pytest.raises(DataError, match="noskin.glb.*skin"):
+        RiggedHand.from_glb(empty)
+
+
+# --- articulation -------------------------------------------------------------------------------
+
+def test_sampled_angles_within_limits(art):
+    lim = limits_array()
+    assert lim.shape == (5, 5, 2) and set(LIMITS_DEG) == set(FINGERS)
+    rng = np.random.default_rng(0)
+    A = np.stack([art.sample(rng) for _ in range(300)])
+    assert np.all(A >= lim[..., 0] - 1e-9) and np.all(A <= lim[..., 1] + 1e-9)
+    # the sampler actually explores: fists and open hands both occur
+    pip = A[:, 1:, COLUMNS.index("flex2")].mean(1)
+    assert pip.min() < 15 and pip.max() > 80
+
+
+def test_flexion_curls_towards_palm_and_abduction_is_radial(hand, art):
+    n = palm_frame(hand.joints21)[:, 2]
+    radial = -palm_frame(hand.joints21)[:, 1]  # e2 points to the little finger
+    palm_c = hand.joints21[[0, 5, 9, 13, 17]].mean(0)
+    for f in range(1, 5):
+        a = np.zeros((5, 5))
+        a[f, [0, 2, 3]] = 40.0
+        _, j = hand.pose(art.rotations(a))
+        tip = 4 + 4 * f
+        d = j[tip] - hand.joints21[tip]
+        assert d @ n > 0.01, f"{FINGERS[f]}: tip did not move to the palm side"
+        assert np.linalg.norm(j[tip] - palm_c) < np.linalg.norm(hand.joints21[tip] - palm_c) - 0.01
+    a = np.zeros((5, 5))
+    a[1, 1] = 15.0
+    _, j = hand.pose(art.rotations(a))
+    assert (j[8] - hand.joints21[8]) @ radial > 0.005
+    # thumb flexion brings the thumb tip towards the little finger
+    a = np.zeros((5, 5))
+    a[0, [0, 2, 3]] = [40, 50, 60]
+    _, j = hand.pose(art.rotations(a))
+    assert np.linalg.norm(j[4] - hand.joints21[17]) < np.linalg.norm(hand.joints21[4] - hand.joints21[17]) - 0.02
+
+
+def test_fit_angles_recovers_pose(hand, art):
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        a = art.sample(rng)
+        a[:, 4] = 0.0
+        _, j = hand.pose(art.rotations(a))
+        np.testing.assert_allclose(art.fit_angles(j), a, atol=1e-6)
+
+
+def test_gestures_prior(hand):
+    if not GESTURES.is_file():
+        pytest.skip(f"{GESTURES} not present")
+    G = load_gestures(GESTURES)
+    assert G.shape == (500, 21, 3)
+    assert 0.05 < np.median(np.linalg.norm(G[:, 9] - G[:, 0], axis=1)) < 0.12  # metres
+    art = Articulator(hand, G)
+    # mirrored to right hands correctly: fingers flex (not hyperextend) on average
+    assert np.median(art.gesture_angles[:, 1:, COLUMNS.index("flex2")]) > 20
+
+
+# --- rasterizer ---------------------------------------------------------------------------------
+
+def test_rasterize_single_triangle_coverage_and_depth():
+    K = np.eye(3)  # pixel (v, u) centre <-> camera ray (u, v, 1)
+    verts = np.array([[0.0, 0, 1], [10, 0, 1], [0, 10, 1]])
+    depth, face, bary = rasterize(verts, np.array([[0, 1, 2]]), K, 12, 12)
+    vv, uu = np.mgrid[0:12, 0:12]
+    expected = (uu + vv <= 10)
+    assert (face == 0).sum() == 66 and np.array_equal(face == 0, expected)
+    np.testing.assert_allclose(depth[expected], 1.0, rtol=1e-12)
+    assert np.all(np.isinf(depth[~expected]))
+    assert np.all(face[~expected] == -1)
+    np.testing.assert_allclose(bary[expected].sum(1), 1.0)
+
+
+def test_rasterize_occlusion_and_perspective():
+    K = np.array([[20.0, 0, 10], [0, 20, 10], [0, 0, 1]])
+    near = np.array([[-0.2, -0.2, 1.0], [0.2, -0.2, 1.0], [0.0, 0.3, 1.0]])
+    far = np.array([[-1.0, -1.0, 2.0], [1.0, -1.0, 2.0], [0.0, 1.0, 3.0]])  # tilted
+    verts = np.concatenate([far, near])
+    for faces in (np.array([[0, 1, 2], [3, 4, 5]]), np.array([[3, 4, 5], [0, 1, 2]])):
+        depth, face, bary = rasterize(verts, faces, K, 20, 20)
+        near_id = int(np.nonzero(faces[:, 0] == 3)[0][0])
+        assert face[10, 10] == near_id and depth[10, 10] == pytest.approx(1.0)
+        # a pixel outside the near triangle sees the far one at its true (perspective) depth
+        v, u = 3, 10
+        ff = face[v, u]
+        assert faces[ff, 0] == 0
+        p = (bary[v, u][:, None] * verts[faces[ff]]).sum(0)  # 3D point from barycentrics
+        assert depth[v, u] == pytest.approx(p[2])
+        np.testing.assert_allclose(project(p[None], K)[0], [u, v], atol=1e-9)
+        n = np.cross(far[1] - far[0], far[2] - far[0])
+        ray = np.array([(u - 10) / 20, (v - 10) / 20, 1.0])
+        t = (n @ far[0]) / (n @ ray)  # ray-plane intersection
+        assert depth[v, u] == pytest.approx(t * ray[2], rel=1e-9)
+
+
+def test_shade_lit_side_brighter():
+    K = np.array([[20.0, 0, 10], [0, 20, 10], [0, 0, 1]])
+    verts = np.array([[-1.0, -1, 2], [1, -1, 2], [0, 1, 2]])
+    faces = np.array([[0, 1, 2]])
+    _, f, b = rasterize(verts, faces, K, 20, 20)
+    lit, m = shade(verts, faces, f, b, [0.8, 0.6, 0.5], [0, 0, -1], ambient=0.1, specular=0.0)
+    dark, _ = shade(verts, faces, f, b, [0.8, 0.6, 0.5], [1, 0, 0.2], ambient=0.1, specular=0.0)
+    assert m.sum() > 50 and np.all(lit[~m] == 0)
+    assert lit[m].mean() > dark[m].mean() + 0.2
+
+
+# --- samples and the stage ----------------------------------------------------------------------
+
+CFG = {"gestures_path": str(GESTURES), "render_size": 96}
+
+
+def test_backgrounds():
+    paths = photo_paths()
+    assert len(paths) >= 1 and all(p.is_file() and "site-packages" in str(p) for p in paths)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        bg = random_background(rng, 40, 50)
+        assert bg.shape == (40, 50, 3) and bg.min() >= 0 and bg.max() <= 1
+
+
+def test_render_sample_joints_on_hand(hand):
+    if not GESTURES.is_file():
+        pytest.skip(f"{GESTURES} not present")
+    hits = []
+    for i in range(8):
+        s = render_sample(hand, np.random.default_rng([7, 0, i]), CFG)
+        assert s["image"].shape == (96, 96, 3) and s["image"].dtype == np.uint8
+        assert s["joints"].shape == (21, 3) and s["verts"].shape == (1360, 3) and s["K"].shape == (3, 3)
+        assert s["verts"][:, 2].min() > 0.04
+        uv = np.rint(project(s["joints"].astype(np.float64), s["K"].astype(np.float64))).astype(int)
+        inside = np.all((uv >= 0) & (uv < 96), axis=1)
+        assert inside.mean() > 0.6
+        hits.append(s["mask"][uv[inside, 1], uv[inside, 0]].mean())
+        # the image differs from the background where the hand is (the hand was drawn)
+        assert s["mask"].sum() > 200
+    assert np.mean(hits) > 0.9
+
+
+def test_unknown_cfg_key(hand):
+    with pytest.raises(ValueError, match="fov_degs"):
+        render_sample(hand, np.random.default_rng(0), {"fov_degs": [1, 2]})
+    assert "render_size" in DEFAULTS
+
+
+def test_synthesize_independent_of_workers(tmp_path):
+    if not (GLB.is_file() and GESTURES.is_file()):
+        pytest.skip("shared data not present")
+    outs = []
+    for w in (1, 2):
+        out = tmp_path / f"w{w}"
+        synthesize(GLB, out, n_train=5, n_val=2, n_test=0, seed=11, cfg=CFG, workers=w, chunk=2)
+        outs.append(out)
+    for split, n in (("train", 5), ("val", 2), ("test", 0)):
+        a = np.load(outs[0] / split / "images.npy")
+        b = np.load(outs[1] / split / "images.npy")
+        assert a.shape == (n, 96, 96, 3) and a.dtype == np.uint8
+        assert np.array_equal(a, b)
+        la, lb = np.load(outs[0] / split / "labels.npz"), np.load(outs[1] / split / "labels.npz")
+        for k, shape in (("K", (n, 3, 3)), ("joints", (n, 21, 3)), ("verts", (n, 1360, 3))):
+            assert la[k].shape == shape and la[k].dtype == np.float32
+            assert np.array_equal(la[k], lb[k])
+    tr = np.load(outs[0] / "train" / "images.npy")
+    assert not np.array_equal(tr[0], tr[1])  # samples differ
+    t = np.load(outs[0] / "template.npz")
+    assert t["verts"].shape == (1360, 3) and t["faces"].dtype == np.int32 and t["joints"].shape == (21, 3)
+    assert not list(outs[0].rglob(".*"))  # no temporary files left
+
+
+def test_bad_gesture_file(tmp_path):
+    with pytest.raises(DataError, match="missing.txt"):
+        load_gestures(tmp_path / "missing.txt")
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\nloc_bn_palm_L 1 2\n")
+    with pytest.raises(DataError, match="bad.txt"):
+        load_gestures(bad)

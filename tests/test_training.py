@@ -1,0 +1,103 @@
+"""Training loop: both phases run, losses fall on a fixed batch, a non-finite loss stops with a clear
+error, and an interrupted run resumes from its per-epoch checkpoint to the same weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cliphand.checkpoint import build_model, load_checkpoint, save_checkpoint
+from cliphand.data.loader import PreparedSet
+from cliphand.errors import DataError, TrainingError
+from cliphand.evaluation import evaluate_split
+from cliphand.training import train
+from helpers import TINY_MODEL, tiny_template, write_tiny_split
+
+CFG = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-4, "lr_decay": 0.25, "decay_every": 0.5,
+       "seed": 0, "input_size": 64, "depth_range": 0.3, "val_limit": 8,
+       "augment": {"rotation_deg": 20, "scale": [0.9, 1.1], "photometric": 0.2},
+       "loss": {"alpha1": 1.0, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1}, "use_clip": True}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    template = tiny_template()
+    write_tiny_split(root / "train", template, n=24, text_path=root / "train_text.npz")
+    write_tiny_split(root / "val", template, n=8, seed=1)
+    return root, template
+
+
+def _model(template, **over):
+    torch.manual_seed(0)
+    return build_model({**TINY_MODEL, **over}, template)
+
+
+def test_finetune_runs_and_evaluates(tiny):
+    root, template = tiny
+    model = _model(template)
+    ds = PreparedSet(root / "train", root / "train_text.npz")
+    hist = train(model, ds, CFG, phase="finetune", work_path=root / "ft.resume.pt",
+                 faces=torch.as_tensor(template["faces"], dtype=torch.long), val_set=PreparedSet(root / "val"))
+    assert len(hist) == 2 and not (root / "ft.resume.pt").exists()
+    for key in ("loss_joint", "loss_vert", "loss_normal", "loss_edge", "loss_consistency", "loss_clip", "val_mpjpe_mm"):
+        assert np.isfinite(hist[-1][key]), key
+    scores, preds = evaluate_split(model, PreparedSet(root / "train", root / "train_text.npz"), 64, 0.3,
+                                   retrieval_batch_sizes=(8,))
+    assert scores["n_samples"] == 24 and scores["pa_mpjpe_mm"] > 0 and "f15" in scores
+    assert scores["retrieval"]["chance_b8"] == pytest.approx(1 / 8)
+    assert preds["joints"].shape == (24, 21, 3) and preds["verts"].shape == (24, 120, 3)
+
+
+def test_pretrain_reduces_joint_loss(tiny):
+    root, template = tiny
+    model = _model(template)
+    ds = PreparedSet(root / "train").head(8)
+    cfg = {**CFG, "epochs": 25, "batch_size": 8, "augment": {"rotation_deg": 0, "scale": [1, 1], "photometric": 0}}
+    hist = train(model, ds, cfg, phase="pretrain", work_path=root / "pre.resume.pt")
+    assert hist[-1]["loss_joint"] < 0.7 * hist[0]["loss_joint"]
+
+
+def test_non_finite_loss_names_the_term(tiny, tmp_path):
+    root, template = tiny
+    ds = PreparedSet(root / "train")
+    ds.labels["uvd"] = ds.labels["uvd"].copy()
+    ds.labels["uvd"][:] = np.nan
+    with pytest.raises(TrainingError, match="term 'joint'"):
+        train(_model(template), ds, CFG, phase="pretrain", work_path=tmp_path / "r.pt")
+
+
+def test_resume_after_interruption_gives_same_weights(tiny, tmp_path):
+    root, template = tiny
+    faces = torch.as_tensor(template["faces"], dtype=torch.long)
+    ds = PreparedSet(root / "train", root / "train_text.npz")
+    ref = _model(template)
+    train(ref, ds, CFG, phase="finetune", work_path=tmp_path / "a.pt", faces=faces)
+
+    def interrupt(record, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    model = _model(template)
+    with pytest.raises(KeyboardInterrupt):
+        train(model, ds, CFG, phase="finetune", work_path=tmp_path / "b.pt", faces=faces, log=interrupt)
+    assert (tmp_path / "b.pt").exists()
+    resumed = _model(template)  # a fresh process: new weights, state comes from the checkpoint
+    hist = train(resumed, ds, CFG, phase="finetune", work_path=tmp_path / "b.pt", faces=faces)
+    assert [h["epoch"] for h in hist] == [1, 2]
+    for (name, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=f"{name} differs after resume")
+
+
+def test_checkpoint_round_trip_and_bad_file(tiny, tmp_path):
+    _, template = tiny
+    model = _model(template).eval()
+    save_checkpoint(tmp_path / "m.pt", model, {**TINY_MODEL}, template, {"input_size": 64, "depth_range": 0.3})
+    again, ckpt = load_checkpoint(tmp_path / "m.pt")
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(model(x)["verts"], again(x)["verts"])
+    assert ckpt["meta"]["input_size"] == 64
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="bad.pt"):
+        load_checkpoint(tmp_path / "bad.pt")
