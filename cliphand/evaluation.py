@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
 from . import metrics as M
 from .data.loader import PreparedSet
@@ -49,9 +48,3 @@ def evaluate_split(model, dataset: PreparedSet, input_size: int, depth_range: fl
         out[f"curve_{k}"] = np.asarray(v)
     return scores, out
 
-
-def set_threads() -> None:
-    """Use every core for intra-op parallelism (torch defaults to it; kept explicit for the report)."""
-    import os
-
-    torch.set_num_threads(max(1, os.cpu_count() or 1))

@@ -1,0 +1,57 @@
+"""Settings: profile merging, dotted access, the `cliphand profile` command."""
+
+import pytest
+import yaml
+
+from cliphand.cli import main
+from cliphand.config import deep_merge, get, load_yaml, set_dotted
+from cliphand.errors import DataError
+
+
+def test_deep_merge_merges_and_replaces():
+    base = {"a": {"b": 1, "c": 2}, "runs": {"x": {}, "y": {}}}
+    over = {"a": {"c": 3}, "runs": {"__replace__": True, "z": {"n": 1}}}
+    out = deep_merge(base, over)
+    assert out == {"a": {"b": 1, "c": 3}, "runs": {"z": {"n": 1}}}
+    assert base["a"]["c"] == 2  # inputs untouched
+
+
+def test_get_and_set_dotted():
+    p = {"clip": {"batch_size": 32}}
+    assert get(p, "clip.batch_size") == 32
+    assert get(p, "clip.missing", None) is None
+    with pytest.raises(KeyError, match="clip.missing"):
+        get(p, "clip.missing")
+    set_dotted(p, "model.use_clip", False)
+    assert p["model"]["use_clip"] is False
+
+
+def test_load_yaml_errors_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="nope.yaml"):
+        load_yaml(tmp_path / "nope.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(DataError, match="list.yaml"):
+        load_yaml(tmp_path / "list.yaml")
+
+
+def test_profile_command_writes_merged_params(tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"clip": {"batch_size": 32}, "synth": {"n_train": 10}}))
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({"clip": {"batch_size": 8}}))
+    assert main(["profile", str(tmp_path / "p.yaml"), "--base", str(tmp_path / "params.yaml"), "--set-args"]) == 0
+    assert capsys.readouterr().out.strip() == "-S clip.batch_size=8"
+    out = tmp_path / "merged.yaml"
+    assert main(["profile", str(tmp_path / "p.yaml"), "--base", str(tmp_path / "params.yaml"), "--out", str(out)]) == 0
+    assert load_yaml(out) == {"clip": {"batch_size": 8}, "synth": {"n_train": 10}}
+
+
+def test_smoke_profile_only_names_known_keys(repo_root):
+    """Every key of configs/smoke.yaml is a setting the code knows (a typo would silently do nothing)."""
+    from cliphand.config import flatten
+    from cliphand.data.synth import DEFAULTS as SYNTH, STAGE_KEYS
+    from cliphand.model.cliphand3d import DEFAULTS as MODEL
+
+    base = flatten(load_yaml(repo_root / "params.yaml"))
+    known = set(base) | {f"model.{k}" for k in MODEL} | {f"synth.{k}" for k in (*SYNTH, *STAGE_KEYS)}
+    for key in flatten(load_yaml(repo_root / "configs/smoke.yaml")):
+        if not key.startswith("ablate.runs."):
+            assert key in known, f"configs/smoke.yaml: unknown setting {key}"
