@@ -24,6 +24,20 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 
 
+def _find_rev(node, name: str):
+    """The revision entry named ``name`` in ``dvc exp show --json`` output (with its params/metrics)."""
+    if isinstance(node, dict):
+        if node.get("name") == name and isinstance(node.get("data"), dict):
+            return node
+        node = list(node.values())
+    if isinstance(node, list):
+        for child in node:
+            found = _find_rev(child, name)
+            if found is not None:
+                return found
+    return None
+
+
 def _run(cmd: list[str], cwd: Path, env: dict) -> str:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
@@ -86,7 +100,10 @@ def test_exp_run_reruns_only_dependants_and_is_tracked(smoke_repo):
     assert not ran & {"download", "synthesize", "preprocess", "embed_text", "pretrain"}
     assert not any(s.startswith("ablate@") for s in ran)
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo, env))
-    assert "bs8" in json.dumps(shown)
+    exp = _find_rev(shown, "bs8")
+    assert exp is not None, "experiment bs8 missing from dvc exp show"
+    assert exp["data"]["params"]["params.yaml"]["data"]["clip"]["batch_size"] == 8
+    assert exp["data"]["metrics"]["data/eval/synth_test/metrics.json"]["data"]["pa_mpjpe_mm"] > 0
     db = sqlite3.connect(repo / "mlflow.db")
     names = {r[0] for r in db.execute("select value from tags where key = 'dvc.exp_name'")}
     assert "bs8" in names and "workspace" in names
