@@ -1,5 +1,7 @@
 """The steps of the experiment, from settings (params.yaml) to files: pretrain, finetune (also used by
-every ablation row) and evaluation. The DVC stages in ``stages/`` only call these.
+every ablation row), ablation rows over seeds and evaluation. The DVC stages in ``stages/`` only call
+these (and the tests call them directly, e.g. for the paper profile). The data steps live beside their
+data: :func:`cliphand.data.benchmarks.prepare_all`, :func:`cliphand.text.cache.embed_splits`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 from .checkpoint import build_model, load_checkpoint, read_template, save_checkpoint
 from .config import resolve_path
 from .data.loader import PreparedSet
+from .data.preprocess import read_meta
 from .errors import DataError
 from .evaluation import evaluate_split
 from .training import train
@@ -33,7 +36,8 @@ def text_path(root: Path, split: str, n_joints: int) -> Path:
 def phase_cfg(params: dict, phase: str, overrides: dict | None = None) -> dict:
     """Settings of one training run: the phase's own block plus the shared ones it needs."""
     cfg = dict(params[phase])
-    cfg.update(seed=params.get("seed", 0), augment=params.get("augment", {}), loss=params.get("loss", {}),
+    cfg.update(seed=params.get("seed", 0), device=params.get("device", "cpu"), augment=params.get("augment", {}),
+               loss=params.get("loss", {}),
                input_size=params["preprocess"]["input_size"], depth_range=params["preprocess"]["depth_range"])
     if phase == "finetune":
         cfg["batch_size"] = params["clip"]["batch_size"]
@@ -58,11 +62,12 @@ def model_cfg(params: dict, text_shape: tuple[int, int] | None = None, overrides
 
 def run_pretrain(params: dict, root: Path, out: Path, log=None) -> list[dict]:
     """Pretrain the visual encoder and joint regressor (paper §4.2) and save ``out``."""
-    template = read_template(resolve_path("data/synth/template.npz", root))
-    train_set = PreparedSet(prep_dir(root, "synth_train"))
-    val_set = PreparedSet(prep_dir(root, "synth_val"))
+    template = read_template(resolve_path("data/prep/template.npz", root))
+    train_set = PreparedSet(prep_dir(root, "train"))
+    val_set = PreparedSet(prep_dir(root, "val"))
     cfg = phase_cfg(params, "pretrain")
     mcfg = model_cfg(params)
+    torch.manual_seed(int(cfg["seed"]))  # the initial weights follow the seed
     model = build_model(mcfg, template)
     history = train(model, train_set, cfg, phase="pretrain", work_path=out.with_suffix(".resume.pt"),
                     val_set=val_set, log=log)
@@ -76,7 +81,7 @@ def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = N
 
     Args:
         overrides: ablation settings: ``batch_size``, ``n_joints``, ``epochs``, ``n_train`` (use the first
-            n training samples) and the model switches ``use_clip``, ``use_projection``,
+            n training samples), ``seed`` and the model switches ``use_clip``, ``use_projection``,
             ``use_sparse_to_dense``.
     """
     overrides = dict(overrides or {})
@@ -85,11 +90,12 @@ def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = N
     pre = resolve_path("data/models/pretrain.pt", root)
     _, pre_ckpt = load_checkpoint(pre)
     template = pre_ckpt["template"]
-    train_set = PreparedSet(prep_dir(root, "synth_train"), text_path(root, "train", n_joints), limit=n_train)
-    val_set = PreparedSet(prep_dir(root, "synth_val"))
+    train_set = PreparedSet(prep_dir(root, "train"), text_path(root, "train", n_joints), limit=n_train)
+    val_set = PreparedSet(prep_dir(root, "val"))
     mcfg = model_cfg(params, train_set.text.shape[2:], overrides)
     cfg = phase_cfg(params, "finetune", {k: v for k, v in overrides.items() if k not in ABLATION_SWITCHES[1:]})
     cfg["n_joints"] = n_joints
+    torch.manual_seed(int(cfg["seed"]))  # the weights not taken from pretraining follow the seed
     model = build_model(mcfg, template)
     state = torch.load(pre, map_location="cpu", weights_only=False)["model"]
     own = model.state_dict()
@@ -113,6 +119,61 @@ def run_evaluation(ckpt_path: Path, root: Path, data: str, text_split: str | Non
         raise DataError(f"{tp}: text cache for retrieval not found (run embed_text)")
     dataset = PreparedSet(prep_dir(root, data), tp)
     ev = params.get("evaluate", {})
+    protocol = read_meta(prep_dir(root, data)).get("protocol", "freihand")
     return evaluate_split(model, dataset, int(meta["input_size"]), float(meta["depth_range"]),
-                          int(ev.get("batch_size", 64)), ev.get("retrieval_batch_sizes", (16, 32, 64, 128, 256)))
+                          int(ev.get("batch_size", 64)), ev.get("retrieval_batch_sizes", (16, 32, 64, 128, 256)),
+                          protocol=protocol, device=params.get("device", "cpu"))
 
+
+
+def seed_summary(per_seed: list[dict]) -> tuple[dict, dict]:
+    """Mean and sample standard deviation (ddof=1; 0 with one seed) of every numeric metric over seeds.
+
+    Args:
+        per_seed: one ``{split: {metric: value}}`` dict per seed (same keys in each).
+    Returns:
+        (mean, std): dicts of the same nesting (``split -> metric -> float``); nested dicts such as
+        ``retrieval`` are averaged key by key; non-numeric entries are taken from the first seed.
+    """
+    def walk(items: list):
+        first = items[0]
+        if isinstance(first, dict):
+            pairs = {k: walk([it[k] for it in items]) for k in first if all(k in it for it in items)}
+            return ({k: v[0] for k, v in pairs.items()},
+                    {k: v[1] for k, v in pairs.items() if v[1] is not None and v[1] != {}})
+        if isinstance(first, (int, float)) and not isinstance(first, bool):
+            arr = np.asarray(items, np.float64)
+            return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+        return first, None
+
+    return walk(per_seed)
+
+
+def run_ablation_row(params: dict, root: Path, row: str, out_dir: Path, log=None) -> dict:
+    """One ablation row (paper Tables 3-5) over its seeds: finetune from ``data/models/pretrain.pt`` with the
+    row's settings and evaluate on ``ablate.eval_on``.
+
+    Settings: ``ablate.{epochs, batch_size, n_joints, n_train}`` overridden by ``ablate.runs.<row>``;
+    seeds: the row's ``seeds`` or ``ablate.seeds`` (default ``[params.seed]``).
+
+    Returns:
+        the metrics dict: ``settings``, ``seeds``, ``train_seconds``, per split the mean over seeds
+        (``<split>``: metric -> mean), ``std`` (split -> metric -> sample std, ddof=1) and ``per_seed``
+        (seed -> split -> metrics). Checkpoints: ``out_dir/seed<k>.pt``.
+    """
+    ab = params["ablate"]
+    settings = {"epochs": ab["epochs"], "batch_size": ab["batch_size"], "n_joints": ab["n_joints"],
+                "n_train": ab["n_train"], **(ab["runs"][row] or {})}
+    seeds = [int(s) for s in settings.pop("seeds", None) or ab.get("seeds") or [params.get("seed", 0)]]
+    text_of = {"val": "val", "test": "test"}
+    same_n = int(settings["n_joints"]) == int(params["text"]["n_joints"])
+    per_seed, seconds = {}, 0.0
+    for seed in seeds:
+        out = Path(out_dir) / f"seed{seed}.pt"
+        history = run_finetune(params, root, out, overrides={**settings, "seed": seed}, log=log)
+        seconds += sum(h["seconds"] for h in history)
+        per_seed[str(seed)] = {data: run_evaluation(out, root, data, text_of.get(data) if same_n else None, params)[0]
+                               for data in ab["eval_on"]}
+    mean, std = seed_summary(list(per_seed.values()))
+    return {"settings": settings, "seeds": seeds, "train_seconds": seconds, **mean, "std": std,
+            "per_seed": per_seed}

@@ -284,7 +284,7 @@ def fig_training(histories: dict[str, list[dict]], path: Path) -> Path:
         offset = xs[-1] if xs else offset
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="epoch (pretrain, then finetune)", ylabel="val MPJPE, root-relative (mm)",
-           title="validation error (synth_val)")
+           title="validation error (val split)")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -404,7 +404,8 @@ def _intro(doc: _Doc, params: dict, inp: dict, model, ckpt: dict | None) -> None
     mcfg = model.cfg if model is not None else params.get("model", {})  # model.cfg: settings with defaults
     meta = (ckpt or {}).get("meta", {})
     size = meta.get("input_size", params.get("preprocess", {}).get("input_size"))
-    n_train = ((st.get("preprocess") or {}).get("samples") or {}).get("synth_train")
+    n_train = ((st.get("preprocess") or {}).get("samples") or {}).get("train")
+    source = (params.get("data") or {}).get("train", "synth")
     desc = (f"- **Model**: CLIP-Hand3D with a {mcfg.get('backbone', '?')} visual encoder at {size}×{size} pixels, "
             f"{mcfg.get('heatmap_size', '?')} lixels per axis, shared embedding size {mcfg.get('embed_dim', '?')}, "
             f"CLIP loss {'on' if mcfg.get('use_clip', True) else 'off'}, feature projection "
@@ -422,8 +423,8 @@ def _intro(doc: _Doc, params: dict, inp: dict, model, ckpt: dict | None) -> None
             doc.add(f"- **{phase}**: no `data/metrics/{phase}.json`.")
             doc.missing.append(f"`data/metrics/{phase}.json` ({phase} summary)")
             continue
-        doc.add(f"- **{phase}**: {m.get('epochs', '?')} epochs on {n_train if n_train is not None else '?'} synthetic "
-                f"training images, final val MPJPE {fmt(m.get('final_val_mpjpe_mm'))} mm, "
+        doc.add(f"- **{phase}**: {m.get('epochs', '?')} epochs on {n_train if n_train is not None else '?'} "
+                f"training images ({source}), final val MPJPE {fmt(m.get('final_val_mpjpe_mm'))} mm, "
                 f"{fmt(m.get('final_samples_per_s'), 1)} samples/s, {fmt(m.get('wall_s'), 1)} s wall.")
     evals = [b for b, m in inp["evals"].items() if m is not None]
     on = ", ".join(f"{b} ({int(inp['evals'][b].get('n_samples', 0))} images)" for b in evals) or "nothing yet"
@@ -458,10 +459,12 @@ def _data_section(doc: _Doc, params: dict, inp: dict, meta: dict) -> None:
         doc.miss("`data/metrics/synthesize.json` and `data/metrics/preprocess.json` (sample counts)")
     else:
         syn_s, pre_s = (syn or {}).get("samples", {}), (pre or {}).get("samples", {})
-        names = ["train", "val", "test"]
-        rows = [[f"synth_{n}", syn_s.get(n, DASH), pre_s.get(f"synth_{n}", DASH)] for n in names]
-        rows.append(["realworld (real photos)", DASH, pre_s.get("realworld", DASH)])
-        doc.add(md_table(["split", "rendered", "prepared"], rows), "")
+        protos = (pre or {}).get("protocols", {})
+        source = (params.get("data") or {}).get("train", "synth")
+        rows = [[n, source, syn_s.get(n, DASH) if source == "synth" else DASH, pre_s.get(n, DASH),
+                 protos.get(n, DASH)] for n in ("train", "val", "test")]
+        rows += [[n, n, DASH, c, protos.get(n, DASH)] for n, c in pre_s.items() if n not in ("train", "val", "test")]
+        doc.add(md_table(["split", "source", "rendered", "prepared", "protocol"], rows), "")
         if syn is not None:
             doc.add(f"Rendering speed: {fmt(syn.get('images_per_s'), 1)} images/s ({fmt(syn.get('wall_s'), 1)} s).")
     sp, pp = params.get("synth", {}), params.get("preprocess", {})
@@ -502,10 +505,16 @@ def _main_section(doc: _Doc, inp: dict) -> None:
         if m is None:
             doc.miss(f"`data/eval/{bench}/metrics.json` (evaluate@{bench} not run)")
             continue
-        rows.append([bench, int(m.get("n_samples", m.get("n", 0)))] + [fmt(m.get(k), d) for _, k, d in MAIN_COLS])
+        rows.append([bench, m.get("protocol", "freihand"), int(m.get("n_samples", m.get("n", 0)))]
+                    + [fmt(m.get(k), d) for _, k, d in MAIN_COLS])
         extra.append([bench] + [fmt(m.get(k), d) for _, k, d in EXTRA_COLS])
     if rows:
-        doc.add(md_table(["benchmark", "n"] + [c for c, _, _ in MAIN_COLS], rows), "")
+        doc.add(md_table(["benchmark", "protocol", "n"] + [c for c, _, _ in MAIN_COLS], rows), "")
+        doc.add("Protocols (each benchmark's headline metrics): **freihand** — FreiHAND `eval.py` (PA-MPJPE, "
+                "PA-MPVPE, AUC 0-50, F@5, F@15); **bihand** — RHD/STB as in the paper's Table 2 (root-relative "
+                "prediction scaled to the GT wrist→middle-MCP bone plus the GT root, no rotation: BiHand MPJPE and "
+                "AUC 20-50 below); **realworld** — Ge et al. CVPR 2019 (GT root added, no scale or alignment: the "
+                "root-relative MPJPE column).", "")
         doc.add("Other conventions (same predictions):", "")
         doc.add(md_table(["benchmark"] + [c for c, _, _ in EXTRA_COLS], extra), "")
     doc.add("**Peer row, MediaPipe Hands on the real photos: not run yet** (no peer model is run by this "
@@ -575,11 +584,30 @@ ABL_COLS = [("AUC 0-30 (PA)", "auc_0_30", 3), ("MPJPE (mm)", "mpjpe_mm", 2), ("m
             ("PA-MPJPE (mm)", "pa_mpjpe_mm", 2)]
 
 
-def _ours_cells(m: dict | None, status: str) -> list[str]:
+NOISE_SIGMAS = 2.0  # a row differs from the full model "within seed noise" below this many of its stds
+
+
+def _ours_cells(m: dict | None, status: str, splits: Sequence[str], ref: dict | None = None) -> list[str]:
+    """Ablation cells: the mean over seeds (``± std`` with more than one seed); with ``ref`` (the full
+    model's metrics over several seeds) a trailing ``≈`` marks a difference within NOISE_SIGMAS stds of it."""
     cells = []
-    for split in ("synth_test", "realworld"):
+    multi = m is not None and len(m.get("seeds") or []) > 1
+    ref_std = (ref or {}).get("std") or {}
+    for split in splits:
         res = (m or {}).get(split)
-        cells += [fmt(res.get(k), d) if isinstance(res, dict) else status for _, k, d in ABL_COLS]
+        for _, k, d in ABL_COLS:
+            if not isinstance(res, dict):
+                cells.append(status)
+                continue
+            cell = fmt(res.get(k), d)
+            std = ((m.get("std") or {}).get(split) or {}).get(k)
+            if multi and std is not None:
+                cell += f" ± {fmt(std, d)}"
+            rs, rm = (ref_std.get(split) or {}).get(k), ((ref or {}).get(split) or {}).get(k)
+            if ref is not None and ref is not m and rs and rm is not None and res.get(k) is not None \
+                    and abs(res[k] - rm) <= NOISE_SIGMAS * rs:
+                cell += " ≈"
+            cells.append(cell)
     return cells
 
 
@@ -600,19 +628,27 @@ def _ablation_section(doc: _Doc, params: dict, inp: dict) -> None:
     absent = [r for r in runs if inp["ablate"].get(r) is None]
     ft = inp["stages"].get("finetune") or {}
     ft_epochs = ft.get("epochs", params.get("finetune", {}).get("epochs"))
-    n_train = ((inp["stages"].get("preprocess") or {}).get("samples") or {}).get("synth_train")
+    n_train = ((inp["stages"].get("preprocess") or {}).get("samples") or {}).get("train")
     ep = sorted({settings[r].get("epochs") for r in runs} - {None})
     nt = sorted({settings[r].get("n_train") for r in runs} - {None})
     doc.add(f"**The ablation schedule is shorter than the main run**: each row is finetuned from the shared "
             f"pretrained checkpoint for {', '.join(map(str, ep)) or '?'} epoch(s) on the first "
             f"{', '.join(map(str, nt)) or '?'} training images, while the main run finetunes for {ft_epochs} "
             f"epochs on all {n_train if n_train is not None else '?'}; compare rows with each other, not with "
-            "the main results. Ours: synthetic test split and the real photos; paper columns: FreiHAND "
-            "validation (MPJPE/median: our root-relative errors vs. the paper's PJPE).", "")
+            "the main results. Ours: the splits of `ablate.eval_on` (the validation split aside); paper "
+            "columns: FreiHAND validation (MPJPE/median: our root-relative errors vs. the paper's PJPE).", "")
     for r in absent:
         doc.miss(f"ablation row `{r}` (`data/ablate/{r}/metrics.json`; stage ablate@{r} not run)")
-    head = [f"ours synth_test: {c}" for c, _, _ in ABL_COLS] + [f"ours realworld: {c}" for c, _, _ in ABL_COLS]
-    kinds = {r: _row_kind(runs[r] or {}) for r in runs}
+    splits = [x for x in (ab.get("eval_on") or []) if x != "val"] or list(ab.get("eval_on") or [])
+    head = [f"ours {x}: {c}" for x in splits for c, _, _ in ABL_COLS]
+    kinds = {r: _row_kind({k: v for k, v in (runs[r] or {}).items() if k != "seeds"}) for r in runs}
+    full_row = next((r for r in runs if kinds[r] == "full" and inp["ablate"].get(r)), None)
+    ref = inp["ablate"].get(full_row) if full_row else None
+    ref = ref if ref is not None and len(ref.get("seeds") or []) > 1 else None
+    _seed_noise(doc, full_row, ref, splits)
+
+    def cells(r, st):
+        return _ours_cells(inp["ablate"].get(r) if r else None, st, splits, ref)
 
     def status(r):
         return "missing" if inp["ablate"].get(r) is None else DASH
@@ -626,8 +662,7 @@ def _ablation_section(doc: _Doc, params: dict, inp: dict) -> None:
     rows = []
     for b in sorted(set(rows_by) | set(PAPER_TABLE3)):
         r = rows_by.get(b)
-        rows.append([b, f"`{r}`" if r else "not run"] + _ours_cells(inp["ablate"].get(r) if r else None,
-                                                                   status(r) if r else "not run")
+        rows.append([b, f"`{r}`" if r else "not run"] + cells(r, status(r) if r else "not run")
                     + [fmt(PAPER_TABLE3.get(b))])
     doc.add(md_table(["B", "row"] + head + [f"{PAPER}: PA-PJPE (mm)"], rows), "")
     # Table 4: N joints per prompt
@@ -639,8 +674,7 @@ def _ablation_section(doc: _Doc, params: dict, inp: dict) -> None:
     rows = []
     for n in sorted(set(rows_by) | set(PAPER_TABLE4)):
         r = rows_by.get(n)
-        rows.append([n, f"`{r}`" if r else "not run"] + _ours_cells(inp["ablate"].get(r) if r else None,
-                                                                   status(r) if r else "not run")
+        rows.append([n, f"`{r}`" if r else "not run"] + cells(r, status(r) if r else "not run")
                     + [fmt(PAPER_TABLE4.get(n))])
     doc.add(md_table(["N", "row"] + head + [f"{PAPER}: PA-PJPE (mm)"], rows), "")
     # Table 5: modules
@@ -657,24 +691,45 @@ def _ablation_section(doc: _Doc, params: dict, inp: dict) -> None:
         r = by_label.get(lab)
         paper = PAPER_TABLE5.get(lab)
         pcells = [fmt(paper[0], 3), fmt(paper[1]), fmt(paper[2]), fmt(paper[3])] if paper else [DASH] * 4
-        rows.append([lab, f"`{r}`" if r else "not run"] + _ours_cells(inp["ablate"].get(r) if r else None,
-                                                                     status(r) if r else "not run") + pcells)
+        rows.append([lab, f"`{r}`" if r else "not run"] + cells(r, status(r) if r else "not run") + pcells)
     doc.add(md_table(["model", "row"] + head + [f"{PAPER}: AUC 0-30", f"{PAPER}: PJPE (mm)", f"{PAPER}: median (mm)",
                                                 f"{PAPER}: PA-PJPE (mm)"], rows), "")
     doc.add(f"'{DASH}' in the paper columns: not in our notes. 'missing': the row is configured but its "
-            "metrics file does not exist; 'not run': the row is not in `ablate.runs`.", "")
+            "metrics file does not exist; 'not run': the row is not in `ablate.runs`. Cells are means over the "
+            "row's seeds (± sample std with more than one seed); "
+            + (f"**≈** marks a row whose difference to the full model is within {NOISE_SIGMAS:g} standard "
+               f"deviations of the full model's seed noise ({len(ref['seeds'])} seeds): not a measured effect."
+               if ref else "no seed noise is measured (the full model ran with one seed), so no difference is "
+                           "marked as within noise."), "")
     other = [r for r in runs if kinds[r] == "other"]
     if other:
         doc.add("### Other rows", "")
-        doc.add(md_table(["row"] + head, [[f"`{r}`"] + _ours_cells(inp["ablate"].get(r), status(r)) for r in other]), "")
+        doc.add(md_table(["row"] + head, [[f"`{r}`"] + cells(r, status(r)) for r in other]), "")
     if present:
         doc.add("Settings of the rows that ran:", "")
         rows = []
         for r in present:
             s = settings[r]
             rows.append([f"`{r}`", s.get("epochs", DASH), s.get("batch_size", DASH), s.get("n_joints", DASH),
-                         s.get("n_train", DASH), module_label(s), fmt(inp["ablate"][r].get("train_seconds"), 1)])
-        doc.add(md_table(["row", "epochs", "B", "N", "n_train", "modules", "train s"], rows), "")
+                         s.get("n_train", DASH), module_label(s),
+                         ", ".join(map(str, inp["ablate"][r].get("seeds") or [])) or DASH,
+                         fmt(inp["ablate"][r].get("train_seconds"), 1)])
+        doc.add(md_table(["row", "epochs", "B", "N", "n_train", "modules", "seeds", "train s (all seeds)"], rows), "")
+
+
+def _seed_noise(doc: _Doc, row: str | None, ref: dict | None, splits: Sequence[str]) -> None:
+    """The full model's per-seed scores, their mean ± std: the yardstick for every ablation difference."""
+    doc.add("### Seed noise of the full model", "")
+    if ref is None:
+        doc.add("Not measured: the full-model row ran with one seed (set `ablate.runs.full.seeds` to several).", "")
+        return
+    per = ref.get("per_seed") or {}
+    rows = [[f"seed {sd}"] + [fmt((res.get(x) or {}).get(k), d) for x in splits for _, k, d in ABL_COLS]
+            for sd, res in per.items()]
+    rows.append(["mean ± std"] + _ours_cells(ref, DASH, splits))
+    doc.add(f"Row `{row}` trained with {len(per)} seeds (same data, schedule and pretrained start; the seed "
+            "sets the new layers' initialisation, augmentation and batch order):", "")
+    doc.add(md_table(["seed"] + [f"{x}: {c}" for x in splits for c, _, _ in ABL_COLS], rows), "")
 
 
 def _figures_section(doc: _Doc, root: Path, params: dict, inp: dict, fig_dir: Path, out_md: Path,
@@ -702,7 +757,7 @@ def _figures_section(doc: _Doc, root: Path, params: dict, inp: dict, fig_dir: Pa
     if model is None:
         doc.miss("`data/models/finetune.pt` (logit matrices, joint heatmaps)")
     else:
-        spec = bench_text.get("synth_test") or next(iter(bench_text.values()), None)
+        spec = bench_text.get("test") or next(iter(bench_text.values()), None)
         if spec is None:
             doc.miss("a benchmark with text in `evaluate.benchmarks` (logit matrices)")
         else:

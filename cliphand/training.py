@@ -34,6 +34,35 @@ from .io import atomic_path
 LogFn = Callable[[dict, int], None]
 
 
+def resolve_device(name: str | None) -> torch.device:
+    """``cpu`` | ``cuda`` | ``cuda:N`` | ``auto`` (CUDA when present) → a torch device.
+
+    Raises:
+        TrainingError: CUDA was asked for but is not available.
+    """
+    name = str(name or "cpu")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} requested (params.yaml: device) but CUDA is not available here; "
+                            f"use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's parameters."""
+    return next(model.parameters()).device
+
+
+def _autocast(device: torch.device, enabled: bool):
+    """bfloat16 autocast on CUDA when ``enabled`` (``<phase>.amp``); a no-op context otherwise."""
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bool(enabled) and device.type == "cuda")
+
+
+def _float_outputs(out: dict) -> dict:
+    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in out.items()}
+
+
 def make_optimizer(model: torch.nn.Module, cfg: dict):
     """AdamW with ``cfg['lr']``/``cfg['weight_decay']`` and a StepLR of ``cfg['lr_decay']`` every
     ``round(cfg['decay_every'] * epochs)`` epochs (paper: 1e-3, x0.25 every quarter of the run)."""
@@ -56,8 +85,10 @@ def pretrain_step(model, batch, cfg: dict, gen: torch.Generator) -> dict[str, to
     x = photometric(batch["image"], gen, float(aug.get("photometric", 0.3)))
     theta, A = random_affine(x.shape[0], gen, float(aug.get("rotation_deg", 30)), tuple(aug.get("scale", (0.9, 1.1))))
     x = warp(x, theta)
-    out = model.pose_features(normalise(x))
-    gt = apply_affine_uvd(batch["uvd"], A)
+    dev = model_device(model)
+    with _autocast(dev, cfg.get("amp", False)):
+        out = _float_outputs(model.pose_features(normalise(x).to(dev, non_blocking=True)))
+    gt = apply_affine_uvd(batch["uvd"], A).to(dev)
     joint = L.l1_loss(out["uvd"], gt)
     return {"joint": joint, "total": joint}
 
@@ -74,11 +105,16 @@ def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Te
     theta, A = random_affine(b, gen, float(aug.get("rotation_deg", 30)), tuple(aug.get("scale", (0.9, 1.1))))
     xb = warp(photometric(batch["image"], gen, float(aug.get("photometric", 0.3))), theta)
     use_clip = bool(cfg.get("use_clip", True)) and "text" in batch and float(w["alpha4"]) > 0
-    text = torch.cat([batch["text"], batch["text"]]) if use_clip else None
-    out = model(normalise(torch.cat([xa, xb])), text)
+    # augmentation draws from the CPU generator `gen` (reproducible on any device); the model runs on its own
+    dev = model_device(model)
+    text = torch.cat([batch["text"], batch["text"]]).to(dev, non_blocking=True) if use_clip else None
+    with _autocast(dev, cfg.get("amp", False)):
+        out = _float_outputs(model(normalise(torch.cat([xa, xb])).to(dev, non_blocking=True), text))
 
-    uvd_gt = torch.cat([batch["uvd"], apply_affine_uvd(batch["uvd"], A)])
-    verts_gt = torch.cat([batch["verts_uvd"], apply_affine_uvd(batch["verts_uvd"], A)])
+    uvd_gt = torch.cat([batch["uvd"], apply_affine_uvd(batch["uvd"], A)]).to(dev)
+    verts_gt = torch.cat([batch["verts_uvd"], apply_affine_uvd(batch["verts_uvd"], A)]).to(dev)
+    A = A.to(dev)
+    batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items() if k in ("K", "root_depth", "verts")}
     terms = {"joint": L.l1_loss(out["uvd"], uvd_gt), "vert": L.l1_loss(out["verts"], verts_gt)}
     coarse = out.get("verts_coarse", [])
     for pred, target in zip(coarse, model.coarse_targets(uvd_gt, verts_gt)):
@@ -87,6 +123,7 @@ def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Te
     # eq. 5 on view a, in camera-frame metres scaled by depth_range (the same order as uvd)
     pred_xyz = uvd_to_xyz(out["verts"][:b], batch["K"], batch["root_depth"], input_size, depth_range) / depth_range
     gt_xyz = batch["verts"] / depth_range
+    faces = faces.to(dev)
     terms["normal"] = L.normal_loss(pred_xyz, gt_xyz, faces)
     terms["edge"] = L.edge_length_loss(pred_xyz, gt_xyz, faces)
     # eq. 6: view b's prediction against view a's mapped into b
@@ -117,12 +154,13 @@ def predict(model, dataset: PreparedSet, batch_size: int = 64, with_mesh: bool =
     batches = iterate(dataset, batch_size, shuffle=False)
     if progress:
         batches = tqdm(batches, total=math.ceil(len(dataset) / batch_size), desc="predict", leave=False)
+    dev = model_device(model)
     for batch in batches:
-        x = normalise(batch["image"])
-        res = model(x, batch["text"] if text else None) if with_mesh or text else model.pose_features(x)
+        x = normalise(batch["image"]).to(dev, non_blocking=True)
+        res = (model(x, batch["text"].to(dev) if text else None) if with_mesh or text else model.pose_features(x))
         for key in ("uvd", "verts", "pose_emb", "text_emb"):
             if key in res and (key != "verts" or with_mesh):
-                out.setdefault(key, []).append(res[key].float().numpy())
+                out.setdefault(key, []).append(res[key].float().cpu().numpy())
     model.train(was_training)
     return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -152,7 +190,8 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
         phase: ``'pretrain'`` or ``'finetune'``.
         cfg: the phase's settings: epochs, batch_size, lr, weight_decay, lr_decay, decay_every, seed,
             augment {rotation_deg, scale, photometric}, input_size, depth_range, val_limit; for finetune also
-            loss {alpha1..alpha4} and use_clip; optional max_steps_per_epoch.
+            loss {alpha1..alpha4} and use_clip; optional max_steps_per_epoch, device (``cpu`` | ``cuda`` |
+            ``auto``, see :func:`resolve_device`; the model is moved there) and amp (bfloat16 autocast on CUDA).
         work_path: the resume checkpoint (written after every epoch atomically, removed at the end).
         faces: (F, 3) template faces (finetune).
         log: called as ``log(metrics, epoch)`` after every epoch (MLflow).
@@ -166,6 +205,7 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
     epochs, bs = int(cfg["epochs"]), int(cfg["batch_size"])
     if len(train_set) < bs:
         raise TrainingError(f"{phase}: {len(train_set)} training samples are fewer than one batch of {bs}")
+    model.to(resolve_device(cfg.get("device", "cpu")))
     torch.manual_seed(int(cfg.get("seed", 0)))
     gen = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
     rng = np.random.default_rng(int(cfg.get("seed", 0)))

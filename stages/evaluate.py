@@ -1,7 +1,10 @@
-"""DVC stage `evaluate@<benchmark>`: metrics.json and predictions of the finetuned model on one benchmark."""
+"""DVC stage `evaluate@<benchmark>`: metrics.json (the benchmark's protocol) and predictions.npz of the
+finetuned model; with a MANO template (778 vertices) also pred.json, FreiHAND's scorer format
+``[xyz_list, verts_list]`` (metres, camera frame), for the official eval.py."""
 
 import sys
 
+from cliphand.data.freihand import NUM_VERTS, write_prediction_json
 from cliphand.experiment import run_evaluation
 from cliphand.io import save_npz
 from cliphand.stage import stage_context
@@ -12,5 +15,7 @@ with stage_context(f"evaluate@{name}") as st:
     scores, preds = run_evaluation(st.path("data/models/finetune.pt"), st.root, bench["data"], bench.get("text"),
                                    st.params)
     save_npz(st.path(f"data/eval/{name}/predictions.npz"), **preds)
+    if preds["verts"].shape[1] == NUM_VERTS:
+        write_prediction_json(st.path(f"data/eval/{name}/pred.json"), preds["joints"], preds["verts"])
     st.run.log_artifact(st.path(f"data/eval/{name}/predictions.npz"))
     st.finish(scores, f"data/eval/{name}/metrics.json")

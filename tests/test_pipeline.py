@@ -103,7 +103,7 @@ def test_exp_run_reruns_only_dependants_and_is_tracked(smoke_repo):
     exp = _find_rev(shown, "bs8")
     assert exp is not None, "experiment bs8 missing from dvc exp show"
     assert exp["data"]["params"]["params.yaml"]["data"]["clip"]["batch_size"] == 8
-    assert exp["data"]["metrics"]["data/eval/synth_test/metrics.json"]["data"]["pa_mpjpe_mm"] > 0
+    assert exp["data"]["metrics"]["data/eval/test/metrics.json"]["data"]["pa_mpjpe_mm"] > 0
     db = sqlite3.connect(repo / "mlflow.db")
     names = {r[0] for r in db.execute("select value from tags where key = 'dvc.exp_name'")}
     assert "bs8" in names and "workspace" in names

@@ -91,7 +91,7 @@ def test_prepare_split_uvd_round_trip():
 def test_write_and_load_prepared(tmp_path):
     images, K, joints, verts = synthetic()
     arrays = prepare_split(images, K, joints, verts, S, DEPTH_RANGE)
-    d = tmp_path / "prep" / "synth_val"
+    d = tmp_path / "prep" / "val"
     write_prepared(d, arrays)
     assert sorted(p.name for p in d.iterdir()) == ["images.npy", "labels.npz"]  # no temp files left
     back = load_prepared(d, mmap=True)

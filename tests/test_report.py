@@ -29,10 +29,11 @@ PARAMS = {
     "model": CFG,
     "finetune": {"epochs": 3},
     "evaluate": {"retrieval_batch_sizes": [4, 8],
-                 "benchmarks": {"synth_test": {"data": "synth_test", "text": "test"},
+                 "benchmarks": {"test": {"data": "test", "text": "test"},
                                 "realworld": {"data": "realworld", "text": None}}},
-    "ablate": {"epochs": 1, "batch_size": 32, "n_joints": 21, "n_train": 12,
-               "runs": {"full": {}, "bs8": {"batch_size": 8}, "bs16": {"batch_size": 16}, "n10": {"n_joints": 10},
+    "ablate": {"epochs": 1, "batch_size": 32, "n_joints": 21, "n_train": 12, "eval_on": ["val", "test", "realworld"],
+               "seeds": [0],
+               "runs": {"full": {"seeds": [0, 1, 2]}, "bs8": {"batch_size": 8}, "bs16": {"batch_size": 16}, "n10": {"n_joints": 10},
                         "baseline": {"use_clip": False, "use_projection": False, "use_sparse_to_dense": False},
                         "no_clip": {"use_clip": False}}},
     "report": {"overlays": 4},
@@ -94,7 +95,7 @@ def fake(tmp_path_factory):
     for phase in ("pretrain", "finetune"):
         save_checkpoint(root / f"data/models/{phase}.pt", model, CFG, template,
                         {"phase": phase, "history": hist, "n_joints": 21, "input_size": S, "depth_range": DR})
-    test = _prepared(root / "data/prep/synth_test", rng, 16, mesh=True)
+    test = _prepared(root / "data/prep/test", rng, 16, mesh=True)
     real = _prepared(root / "data/prep/realworld", rng, 10, mesh=False)
     n = len(test["joints"])
     orders = np.argsort(test["joints"], axis=1).transpose(0, 2, 1).astype(np.int16)  # (n, 3, 21)
@@ -102,13 +103,15 @@ def fake(tmp_path_factory):
         "feats": rng.normal(size=(n, 3, 22, 384)).astype(np.float16), "orders": orders,
         "subsets": np.tile(np.arange(21, dtype=np.int16), (n, 1)), "prompts": np.full((n, 3), "a prompt"),
         "fingerprint": "fake-encoder", "template": "paper", "seed": 0, "n_joints": 21})
-    evals = {"synth_test": _evaluate(root, "synth_test", test, rng, True),
+    evals = {"test": _evaluate(root, "test", test, rng, True),
              "realworld": _evaluate(root, "realworld", real, rng, False)}
     stage = {"download": {"webxr": {"route": "npm", "source": "npm:x", "sha256": "ab" * 32, "bytes": 94004},
                           "realworld": {"route": "local", "source": "/x", "n_images": 10,
                                         "sha256": {"pose_gt.mat": "cd" * 32}}, "wall_s": 1.25},
              "synthesize": {"samples": {"train": 40, "val": 8, "test": 16}, "images_per_s": 12.5, "wall_s": 10.0},
-             "preprocess": {"samples": {"synth_train": 40, "synth_val": 8, "synth_test": 16, "realworld": 10}, "wall_s": 2.0},
+             "preprocess": {"samples": {"train": 40, "val": 8, "test": 16, "realworld": 10},
+                            "protocols": {"train": "freihand", "val": "freihand", "test": "freihand",
+                                          "realworld": "realworld"}, "wall_s": 2.0},
              "embed_text": {"encoder": "fake-encoder", "n_values": [10, 21], "test_n21": {"samples": 16, "feature_shape": [22, 384]},
                             "wall_s": 3.0},
              "pretrain": {"epochs": 3, "final_val_mpjpe_mm": 13.3, "final_samples_per_s": 50.0, "wall_s": 20.0},
@@ -120,11 +123,19 @@ def fake(tmp_path_factory):
     for i, (row, over) in enumerate(ab["runs"].items()):
         if row == "bs16":
             continue  # configured but not run: must be reported missing
+        over = {k: v for k, v in over.items() if k != "seeds"}
+        seeds = ab["runs"][row].get("seeds", ab["seeds"])
         res = {"settings": {"epochs": 1, "batch_size": 32, "n_joints": 21, "n_train": 12, **over}, "train_seconds": 7.0,
-               "wall_s": 9.0 + i}
-        for split in ("synth_val", "synth_test", "realworld"):
-            res[split] = {k: v * (1 + 0.01 * i) for k, v in evals["synth_test" if split != "realworld" else split].items()
+               "wall_s": 9.0 + i, "seeds": seeds}
+        for split in ("val", "test", "realworld"):
+            res[split] = {k: v * (1 + 0.01 * i) for k, v in evals["test" if split != "realworld" else split].items()
                           if isinstance(v, float)}
+        if len(seeds) > 1:  # the full row: per-seed scores spread by +-2 % and their summary
+            per = {str(sd): {sp: {k: v * (1 + 0.02 * (j - 1)) for k, v in res[sp].items()} for sp in ("val", "test", "realworld")}
+                   for j, sd in enumerate(seeds)}
+            res["per_seed"] = per
+            res["std"] = {sp: {k: float(np.std([per[str(sd)][sp][k] for sd in seeds], ddof=1)) for k in res[sp]}
+                          for sp in ("val", "test", "realworld")}
         save_json(root / f"data/ablate/{row}/metrics.json", res)
         ablate[row] = res
     (root / "README.md").write_text(f"# x\n<!-- deviations:start -->\n{DEVIATIONS}\n<!-- deviations:end -->\n")
@@ -154,22 +165,22 @@ def test_headings_in_order(fake):
 def test_main_table_numbers_come_from_metrics(fake):
     md, ev = fake["md"], fake["evals"]
     header = _table_row(md, "benchmark", "## Main results")
-    for bench in ("synth_test", "realworld"):
+    for bench in ("test", "realworld"):
         row = dict(zip(header, _table_row(md, bench, "## Main results")))
         assert row["PA-MPJPE (mm)"] == fmt(ev[bench]["pa_mpjpe_mm"], 2)
         assert row["MPJPE root-rel. (mm)"] == fmt(ev[bench]["mpjpe_mm"], 2)
         assert row["AUC 0-50 (PA)"] == fmt(ev[bench]["auc_0_50"], 3)
         assert row["ms/image"] == "3.22"
         assert row["n"] == str(len(np.load(fake["root"] / f"data/eval/{bench}/predictions.npz")["joints"]))
-    synth = dict(zip(header, _table_row(md, "synth_test", "## Main results")))
+    synth = dict(zip(header, _table_row(md, "test", "## Main results")))
     real = dict(zip(header, _table_row(md, "realworld", "## Main results")))
-    assert synth["F@15"] == fmt(ev["synth_test"]["f15"], 3) and synth["PA-MPVPE (mm)"] == fmt(ev["synth_test"]["pa_mpvpe_mm"], 2)
+    assert synth["F@15"] == fmt(ev["test"]["f15"], 3) and synth["PA-MPVPE (mm)"] == fmt(ev["test"]["pa_mpvpe_mm"], 2)
     assert real["PA-MPVPE (mm)"] == "—"  # no GT mesh for the real photos
     assert "MediaPipe" in md and "not run yet" in md
 
 
 def test_retrieval_table_matches(fake):
-    r = fake["evals"]["synth_test"]["retrieval"]
+    r = fake["evals"]["test"]["retrieval"]
     row = _table_row(fake["md"], "y (M_tb)", "## Text–pose retrieval")
     assert row[1] == "4" and row[2] == fmt(r["p2t_top1_y_b4"], 3) and row[6] == fmt(0.25, 3)
 
@@ -182,9 +193,9 @@ def test_ablation_tables_paper_labelled_and_missing_row(fake):
     assert f"{PAPER}: PA-PJPE (mm)" in header
     b8 = dict(zip(header, _table_row(abl, "8", "Table 3")))
     assert b8[f"{PAPER}: PA-PJPE (mm)"] == "7.07"
-    assert b8["ours synth_test: PA-MPJPE (mm)"] == fmt(fake["ablate"]["bs8"]["synth_test"]["pa_mpjpe_mm"], 2)
+    assert b8["ours test: PA-MPJPE (mm)"].removesuffix(" ≈") == fmt(fake["ablate"]["bs8"]["test"]["pa_mpjpe_mm"], 2)
     b16 = dict(zip(header, _table_row(abl, "16", "Table 3")))
-    assert b16["ours synth_test: PA-MPJPE (mm)"] == "missing" and b16[f"{PAPER}: PA-PJPE (mm)"] == "7.01"
+    assert b16["ours test: PA-MPJPE (mm)"] == "missing" and b16[f"{PAPER}: PA-PJPE (mm)"] == "7.01"
     assert "ablation row `bs16`" in md and any("bs16" in m for m in fake["summary"]["missing"])
     b32 = dict(zip(header, _table_row(abl, "32", "Table 3")))
     assert b32["row"] == "`full`" and b32[f"{PAPER}: PA-PJPE (mm)"] == "6.88"
@@ -194,7 +205,9 @@ def test_ablation_tables_paper_labelled_and_missing_row(fake):
     full = dict(zip(t5, _table_row(abl, "full model", "Table 5")))
     assert [full[f"{PAPER}: {c}"] for c in ("AUC 0-30", "PJPE (mm)", "median (mm)", "PA-PJPE (mm)")] == \
         ["0.776", "13.95", "11.58", "6.88"]
-    assert full["ours realworld: AUC 0-30 (PA)"] == fmt(fake["ablate"]["full"]["realworld"]["auc_0_30"], 3)
+    full_m = fake["ablate"]["full"]
+    assert full["ours realworld: AUC 0-30 (PA)"] == (f'{fmt(full_m["realworld"]["auc_0_30"], 3)} ± '
+                                                      f'{fmt(full_m["std"]["realworld"]["auc_0_30"], 3)}')
     noclip = dict(zip(t5, _table_row(abl, "w/o CLIP loss", "Table 5")))
     assert noclip["row"] == "`no_clip`" and noclip[f"{PAPER}: PA-PJPE (mm)"] == "7.29"
     base = dict(zip(t5, _table_row(abl, "baseline", "Table 5")))
@@ -204,7 +217,7 @@ def test_ablation_tables_paper_labelled_and_missing_row(fake):
 def test_figures_are_png_and_linked(fake):
     figs = fake["figs"]
     names = {p.name for p in figs.glob("*.png")}
-    assert {"pck_curves.png", "retrieval_synth_test.png", "logit_matrices.png", "joint_heatmaps.png",
+    assert {"pck_curves.png", "retrieval_test.png", "logit_matrices.png", "joint_heatmaps.png",
             "training_curves.png", "realworld_overlays.png"} <= names
     for name in names:
         assert (figs / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -229,7 +242,7 @@ def test_empty_root_reports_what_is_missing(tmp_path):
     for h in HEADINGS:
         assert h + "\n" in md
     assert summary["n_figures"] == 0 and not list((tmp_path / "f").glob("*.png"))
-    assert "data/eval/synth_test/metrics.json" in md and "data/models/finetune.pt" in md
+    assert "data/eval/test/metrics.json" in md and "data/models/finetune.pt" in md
     assert "Missing inputs" in md and summary["n_missing"] >= 10
 
 
@@ -238,3 +251,24 @@ def test_md_table():
     with pytest.raises(ValueError):
         md_table(["a", "b"], [[1]])
     assert fmt(None) == "—" and fmt(float("nan")) == "—" and fmt(1.005, 1) == "1.0" and fmt(True) == "—"
+
+
+def test_seed_noise_mean_std_and_within_noise_marks(fake):
+    """The full row's 3 seeds give mean ± std cells and a seed table; rows within 2 std of it are marked ≈."""
+    md, full = fake["md"], fake["ablate"]["full"]
+    assert "### Seed noise of the full model" in md
+    mean, std = full["test"]["pa_mpjpe_mm"], full["std"]["test"]["pa_mpjpe_mm"]
+    assert f"{fmt(mean, 2)} ± {fmt(std, 2)}" in md
+    for sd in ("0", "1", "2"):
+        assert fmt(full["per_seed"][sd]["test"]["pa_mpjpe_mm"], 2) in md
+    header = _table_row(md, "B", "### Batch size B (paper Table 3)")
+    b8 = dict(zip(header, _table_row(md, "8", "### Batch size B (paper Table 3)")))
+    cell, other = b8["ours test: PA-MPJPE (mm)"], fake["ablate"]["bs8"]["test"]["pa_mpjpe_mm"]
+    within = abs(other - mean) <= 2 * std
+    assert cell.endswith(" ≈") == within
+    # every row: marked exactly when its mean is within 2 std of the full model's
+    for row, res in fake["ablate"].items():
+        if row == "full":
+            continue
+        d = abs(res["test"]["pa_mpjpe_mm"] - mean)
+        assert (d <= 2 * std) == (f"{fmt(res['test']['pa_mpjpe_mm'], 2)} ≈" in md)

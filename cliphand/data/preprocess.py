@@ -13,6 +13,7 @@ root_depth (n,) f32 metres, ids (n,) int64, and for synthetic data verts (n,V,3)
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +22,14 @@ from tqdm import tqdm
 
 from cliphand.errors import DataError
 from cliphand.geometry import project, xyz_to_uvd
-from cliphand.io import save_npy, save_npz
+from cliphand.data.sources import HandSamples
+from cliphand.io import atomic_path, save_json, save_npy, save_npz
 
 
 def crop_to_input(image: np.ndarray, K: np.ndarray, points_cam: np.ndarray, input_size: int, pad: float = 1.3,
-                  rng: np.random.Generator | None = None, jitter: tuple[float, float] | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop a square around the projected points and resize it to ``input_size``.
+                  rng: np.random.Generator | None = None, jitter: tuple[float, float] | None = None,
+                  box: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crop a square around the projected points (or a given square ``box``) and resize it to ``input_size``.
 
     Args:
         image: (H, W, 3) uint8 RGB.
@@ -38,6 +40,8 @@ def crop_to_input(image: np.ndarray, K: np.ndarray, points_cam: np.ndarray, inpu
         rng, jitter: optional random crop jitter ``(shift, scale)``: the centre moves by up to
             ``shift * side`` per axis and the side is multiplied by ``1 + U(-scale, scale)``
             (uniform draws from ``rng``, a fresh default generator when None).
+        box: optional square ``(x0, y0, side)`` in pixels used instead of the points' box (FreiHAND:
+            the whole 224 x 224 image); ``pad`` and ``jitter`` are then ignored.
     Returns:
         (crop (S, S, 3) uint8, K' (3, 3) float64) such that ``project(points, K')`` gives crop pixels.
     Raises:
@@ -56,6 +60,9 @@ def crop_to_input(image: np.ndarray, K: np.ndarray, points_cam: np.ndarray, inpu
     lo, hi = uv.min(0), uv.max(0)
     centre = (lo + hi) / 2
     side = float((hi - lo).max()) * pad
+    if box is not None:
+        x0, y0, side = (float(v) for v in box)
+        centre, jitter = np.array([x0 + side / 2, y0 + side / 2]), None
     if jitter is not None:
         rng = rng if rng is not None else np.random.default_rng()
         shift, scale = jitter
@@ -75,18 +82,22 @@ def crop_to_input(image: np.ndarray, K: np.ndarray, points_cam: np.ndarray, inpu
 
 def prepare_split(images: np.ndarray, K: np.ndarray, joints: np.ndarray, verts: np.ndarray | None,
                   input_size: int, depth_range: float, pad: float = 1.3, ids: np.ndarray | None = None,
-                  rng: np.random.Generator | None = None, jitter: tuple[float, float] | None = None
-                  ) -> dict[str, np.ndarray]:
+                  rng: np.random.Generator | None = None, jitter: tuple[float, float] | None = None,
+                  boxes: np.ndarray | None = None, out_images: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Crop every sample and compute its uvd targets (paper eq. 2 via :func:`cliphand.geometry.xyz_to_uvd`).
 
     The crop square is fitted to the 21 joints only (also when vertices are given), so synthetic and
-    real samples, which have no vertices, are cropped at the same scale. ``root_depth = joints[:, 0, 2]``.
+    real samples, which have no vertices, are cropped at the same scale, unless ``boxes`` gives the
+    squares (the dataset's own crop convention). ``root_depth = joints[:, 0, 2]``.
 
     Args:
         images: (n, H, W, 3) uint8 (may be memory-mapped).
         K: (n, 3, 3) intrinsics in pixels. joints: (n, 21, 3) metres. verts: (n, V, 3) metres or None.
         input_size: S pixels. depth_range: metres spanned by d in [0, 1]. pad: crop padding factor.
         ids: (n,) sample ids (default 0..n-1). rng, jitter: see :func:`crop_to_input`.
+        boxes: optional (n, 3) crop squares ``x0, y0, side`` in pixels.
+        out_images: optional (n, S, S, 3) uint8 array to write the crops into (e.g. a memory map, so a
+            large split never sits in memory); returned as ``images``.
     Returns:
         dict: images uint8 (n,S,S,3), K f32 (n,3,3), joints f32 (n,21,3), uvd f32 (n,21,3),
         root_depth f32 (n,), ids int64 (n,), and with verts: verts f32 (n,V,3), verts_uvd f32 (n,V,3).
@@ -105,10 +116,15 @@ def prepare_split(images: np.ndarray, K: np.ndarray, joints: np.ndarray, verts: 
     ids = np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
     if ids.shape != (n,):
         raise ValueError(f"prepare_split: ids must be ({n},), got {ids.shape}")
-    out_images = np.empty((n, input_size, input_size, 3), np.uint8)
+    if out_images is None:
+        out_images = np.empty((n, input_size, input_size, 3), np.uint8)
+    if out_images.shape != (n, input_size, input_size, 3):
+        raise ValueError(f"prepare_split: out_images must be ({n},{input_size},{input_size},3), got {out_images.shape}")
     out_K = np.empty((n, 3, 3))
     for i in tqdm(range(n), desc="crop", leave=False):
-        out_images[i], out_K[i] = crop_to_input(np.asarray(images[i]), K[i], joints[i], input_size, pad, rng, jitter)
+        box = None if boxes is None else boxes[i]
+        out_images[i], out_K[i] = crop_to_input(np.asarray(images[i]), K[i], joints[i], input_size, pad, rng, jitter,
+                                                box)
     root_depth = joints[:, 0, 2]
     out = {
         "images": out_images,
@@ -135,6 +151,45 @@ def write_prepared(out_dir: str | Path, arrays: dict[str, np.ndarray]) -> None:
     out_dir = Path(out_dir)
     save_npy(out_dir / "images.npy", np.ascontiguousarray(arrays["images"], dtype=np.uint8))
     save_npz(out_dir / "labels.npz", **{k: np.asarray(v) for k, v in arrays.items() if k != "images"})
+
+
+def write_split(out_dir: str | Path, samples: HandSamples, input_size: int, depth_range: float,
+                pad: float = 1.3) -> dict:
+    """Prepare a dataset split (:class:`cliphand.data.sources.HandSamples`) into ``out_dir`` atomically.
+
+    The crops stream into a memory-mapped temporary ``images.npy`` (a FreiHAND training split at 224 px
+    is about 20 GB), renamed into place with ``labels.npz`` and ``meta.json`` (source name, scoring
+    protocol, crop convention, number of samples and of mirrored left hands) once complete.
+
+    Returns:
+        the meta dict. Raises: DataError from the reader (unreadable images), ValueError on bad shapes.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = len(samples)
+    with atomic_path(out_dir / "images.npy") as tmp:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, input_size, input_size, 3))
+        arrays = prepare_split(samples.images, samples.K, samples.joints, samples.verts, input_size, depth_range, pad,
+                               ids=samples.ids, boxes=samples.boxes, out_images=mm)
+        mm.flush()
+        del mm, arrays["images"]
+    save_npz(out_dir / "labels.npz", **arrays)
+    meta = {"source": samples.name, "protocol": samples.protocol, "n": n,
+            "crop": "dataset boxes" if samples.boxes is not None else f"joints x {pad}",
+            "mirrored": int(np.sum(samples.mirrored)), "has_mesh": samples.verts is not None}
+    save_json(out_dir / "meta.json", meta)
+    return meta
+
+
+def read_meta(directory: str | Path) -> dict:
+    """``meta.json`` of a prepared split (empty dict for splits prepared before it existed)."""
+    path = Path(directory) / "meta.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from exc
 
 
 _LABEL_SPECS = {  # key: (trailing shape, dtype kind); None = any size

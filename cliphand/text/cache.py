@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from cliphand.config import resolve_path
 from cliphand.errors import DataError
 from cliphand.io import save_npz
 from cliphand.text import prompts as P
+from cliphand.text.encoders import build_encoder
 
 KEYS = ("feats", "orders", "subsets", "prompts", "fingerprint", "template", "seed", "n_joints")
 
@@ -138,3 +140,28 @@ def load_text_cache(path: str | os.PathLike, expected_n: int | None = None,
         raise bad(f"made with encoder {fp!r}, expected {expected_fingerprint!r} (re-run embed_text)")
     return {"feats": feats, "orders": orders, "subsets": subsets, "prompts": prompts, "fingerprint": fp,
             "template": str(d["template"]), "seed": int(d["seed"]), "n_joints": N}
+
+
+def embed_splits(params: dict, root: Path) -> dict:
+    """Encode the per-axis joint-order prompts (paper §3.1) of the train/val/test splits once with the frozen
+    text encoder → ``data/text/<split>_n<N>.npz``.
+
+    Prompts follow the camera-frame pose of the prepared sample, which is the pose of training view a
+    (photometric augmentation only), so the cache stays valid under augmentation (cliphand.data.augment).
+    Train caches are built for every N the pipeline uses (``text.n_joints`` and the ablation rows; the
+    ablation-only N values just for the ablation's training subset), val/test caches for ``text.n_joints``.
+    """
+    text, ab = params["text"], params["ablate"]
+    main_n = int(text["n_joints"])
+    ns = sorted({main_n, int(ab["n_joints"])} | {int(r["n_joints"]) for r in ab["runs"].values() if r and "n_joints" in r})
+    encoder = build_encoder(text)
+    jobs = [("train", n, None if n == main_n else ab.get("n_train")) for n in ns] + [("val", main_n, None),
+                                                                                     ("test", main_n, None)]
+    metrics = {"encoder": encoder.fingerprint(), "n_values": ns}
+    for split, n, limit in jobs:
+        joints = np.load(resolve_path(f"data/prep/{split}", root) / "labels.npz")["joints"][:None if limit is None else int(limit)]
+        cache = build_text_cache(joints, n, int(params["seed"]), encoder, {"template": text.get("template", "auto")},
+                                 batch_size=int(text.get("batch_size", 64)))
+        save_text_cache(resolve_path(f"data/text/{split}_n{int(n)}.npz", root), cache)
+        metrics[f"{split}_n{n}"] = {"samples": int(len(cache["prompts"])), "feature_shape": list(cache["feats"].shape[2:])}
+    return metrics
