@@ -52,7 +52,6 @@ FreiHAND conventions (read in lmb-freiburg/freihand, ``utils/model.py``, ``utils
 from __future__ import annotations
 
 import copyreg
-import json
 import os
 import pickle
 import time
@@ -62,6 +61,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from .data.freihand import load_json_array
 from .errors import DataError
 from .io import atomic_path, save_npz
 
@@ -531,72 +531,6 @@ def freihand_mesh(model: dict, mano_params: np.ndarray, K: np.ndarray,
     return verts[0], joints[0]
 
 
-class _NumberStream:
-    """The numbers of a JSON file of nested lists, in reading order, read in blocks (constant memory)."""
-
-    _DELIM = str.maketrans({"[": " ", "]": " ", ",": " ", "\n": " ", "\r": " ", "\t": " "})
-
-    def __init__(self, path: Path, block: int = 1 << 22) -> None:
-        self.path = path
-        self._fh = open(path, "r", encoding="utf-8")
-        self._block = block
-        self._tail = ""
-        self._buf = np.empty(0)
-        self._eof = False
-
-    def __enter__(self) -> "_NumberStream":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._fh.close()
-
-    def take(self, count: int) -> np.ndarray:
-        """The next ``count`` numbers (fewer at the end of the file); DataError on a non-number token."""
-        parts = [self._buf]
-        have = len(self._buf)
-        while have < count and not self._eof:
-            text = self._fh.read(self._block)
-            if not text:
-                self._eof = True
-                text = self._tail
-                self._tail = ""
-            else:
-                text = (self._tail + text).translate(self._DELIM)
-                cut = text.rfind(" ")
-                if cut < 0:
-                    self._tail = text
-                    continue
-                text, self._tail = text[:cut], text[cut + 1:]
-            tokens = text.split()
-            if tokens:
-                try:
-                    arr = np.array(tokens, dtype=np.float64)
-                except ValueError as e:
-                    raise DataError(f"{self.path}: not a JSON list of numbers ({e})") from e
-                parts.append(arr)
-                have += len(arr)
-        flat = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        out, self._buf = flat[:count], flat[count:]
-        return out
-
-
-def _load_json_array(path: Path, shape: tuple[int, ...], what: str) -> np.ndarray:
-    if not path.is_file():
-        raise DataError(f"{path}: {what} not found")
-    try:
-        with open(path, "r", encoding="utf-8") as fh:
-            arr = np.asarray(json.load(fh), np.float64)
-    except (ValueError, TypeError) as e:
-        raise DataError(f"{path}: not a JSON array of numbers of shape (n, {', '.join(map(str, shape))}) "
-                        f"({type(e).__name__}: {e})") from e
-    if arr.ndim < 1 or int(np.prod(arr.shape[1:])) != int(np.prod(shape)) or arr.size == 0:
-        raise DataError(f"{path}: {what} must be (n, {', '.join(map(str, shape))}), got {arr.shape}")
-    arr = arr.reshape((len(arr),) + shape)
-    if not np.isfinite(arr).all():
-        raise DataError(f"{path}: {what} has non-finite values")
-    return arr
-
-
 def build_freihand_verts(freihand_root: str | os.PathLike, mano_path: str | os.PathLike,
                          out_path: str | os.PathLike, limit: int | None = None, progress: bool = True,
                          chunk: int = 256, tips: Sequence[int] = FREIHAND_TIPS) -> dict:
@@ -624,8 +558,8 @@ def build_freihand_verts(freihand_root: str | os.PathLike, mano_path: str | os.P
     t0 = time.perf_counter()
     root = Path(freihand_root)
     mano_json, k_json = root / "training_mano.json", root / "training_K.json"
-    params = _load_json_array(mano_json, (61,), "FreiHAND MANO parameters")
-    Ks = _load_json_array(k_json, (3, 3), "FreiHAND camera intrinsics")
+    params = load_json_array(mano_json, (1, 61)).reshape(-1, 61)
+    Ks = load_json_array(k_json, (3, 3))
     if len(params) != len(Ks):
         raise DataError(f"{k_json}: {len(Ks)} entries but {mano_json} has {len(params)}")
     bad = np.flatnonzero(~(params[:, 60] > 0))
@@ -636,35 +570,28 @@ def build_freihand_verts(freihand_root: str | os.PathLike, mano_path: str | os.P
     model = load_mano(mano_path)
     V = model["v_template"].shape[0]
 
-    refs = {}
-    for key, name, size in (("verts", "training_verts.json", V * 3), ("joints", "training_xyz.json", 63)):
+    refs = {}  # reference arrays the user can compare against (training_verts.json is ~0.6 GB as float64)
+    for key, name, inner in (("verts", "training_verts.json", (V, 3)), ("joints", "training_xyz.json", (21, 3))):
         if (root / name).is_file():
-            refs[key] = (_NumberStream(root / name), size)
+            refs[key] = load_json_array(root / name, inner)
+            if len(refs[key]) < n:
+                raise DataError(f"{root / name}: holds fewer than {n} samples ({len(refs[key])} found)")
     diff_max = {k: 0.0 for k in refs}
     diff_sum = {k: 0.0 for k in refs}
-    try:
-        with atomic_path(out_path, suffix=".npy") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, V, 3))
-            with tqdm(total=n, desc="FreiHAND meshes", unit="sample", disable=not progress) as bar:
-                for start in range(0, n, chunk):
-                    stop = min(n, start + chunk)
-                    verts, joints = _freihand_batch(model, params[start:stop], Ks[start:stop], tips)
-                    out[start:stop] = verts
-                    for key, (stream, size) in refs.items():
-                        got = verts if key == "verts" else joints
-                        ref = stream.take((stop - start) * size)
-                        if len(ref) != (stop - start) * size:
-                            raise DataError(f"{stream.path}: holds fewer than {stop} samples "
-                                            f"({start + len(ref) // size} found)")
-                        d = np.abs(ref.reshape(got.shape) - got)
-                        diff_max[key] = max(diff_max[key], float(d.max()))
-                        diff_sum[key] += float(d.sum())
-                    bar.update(stop - start)
-            out.flush()
-            del out
-    finally:
-        for stream, _ in refs.values():
-            stream.__exit__()
+    with atomic_path(out_path, suffix=".npy") as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n, V, 3))
+        with tqdm(total=n, desc="FreiHAND meshes", unit="sample", disable=not progress) as bar:
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
+                verts, joints = _freihand_batch(model, params[start:stop], Ks[start:stop], tips)
+                out[start:stop] = verts
+                for key, ref in refs.items():
+                    d = np.abs(ref[start:stop] - (verts if key == "verts" else joints))
+                    diff_max[key] = max(diff_max[key], float(d.max()))
+                    diff_sum[key] += float(d.sum())
+                bar.update(stop - start)
+        out.flush()
+        del out
     stats: dict = {"n": n, "n_available": n_avail, "out": str(out_path),
                    "seconds": round(time.perf_counter() - t0, 3)}
     for key, size in (("verts", V * 3), ("joints", 63)):

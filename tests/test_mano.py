@@ -520,7 +520,7 @@ def test_build_without_refs_and_errors(tmp_path, pkl, model):
     with pytest.raises(DataError, match=r"training_K\.json.*2 entries"):
         build_freihand_verts(root, pkl, tmp_path / "v.npy", progress=False)
     (root / "training_K.json").unlink()
-    with pytest.raises(DataError, match=r"training_K\.json.*not found"):
+    with pytest.raises(DataError, match=r"training_K\.json.*missing"):
         build_freihand_verts(root, pkl, tmp_path / "v.npy", progress=False)
     assert main(["mano-verts", "--freihand", str(root), "--mano", str(pkl), "--out", str(tmp_path / "x.npy")]) == 1
 

@@ -78,6 +78,8 @@ def test_repro_runs_every_stage_and_writes_report(smoke_repo):
     for bench in params["evaluate"]["benchmarks"]:
         m = json.loads((repo / f"data/eval/{bench}/metrics.json").read_text())
         assert m["n_samples"] > 0 and m["pa_mpjpe_mm"] > 0
+        # each benchmark is scored under its source's protocol (README: protocols table)
+        assert m["protocol"] == {"test": "freihand", "realworld": "realworld"}[bench]
     for row in params["ablate"]["runs"]:
         assert (repo / f"data/ablate/{row}/metrics.json").exists()
     report = (repo / "reports/report.md").read_text()
