@@ -21,6 +21,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cliphand.errors import DataError
+from cliphand.data.sources import mirror_labels
 from cliphand.geometry import project
 
 N_LABELS = 583
@@ -150,8 +151,7 @@ def load_realworld(root: str | Path, mirror: bool = True, load_images: bool = Tr
             images[n] = arr[:, ::-1] if mirror else arr
         out["images"] = images
     if mirror:
-        joints = joints * np.array([-1.0, 1.0, 1.0])
-        K[:, 0, 2] = CROP - K[:, 0, 2]
+        K, joints = mirror_labels(K, joints, CROP)
     out["K"] = K.astype(np.float32)
     out["joints"] = joints.astype(np.float32)
     return out
