@@ -1,7 +1,11 @@
 """Command line: ``cliphand profile PROFILE [--out params.yaml]`` writes params.yaml merged with a
 profile of overrides (configs/smoke.yaml, ...); ``--set-args`` prints them as ``dvc exp run -S`` arguments
 instead (for profiles that only change values). ``cliphand mano-verts --freihand ROOT --mano MANO_RIGHT.pkl
---out data/freihand_train_verts.npy [--limit N]`` rebuilds FreiHAND's training meshes with MANO (no chumpy)."""
+--out data/freihand_train_verts.npy [--limit N]`` rebuilds FreiHAND's training meshes with MANO (no chumpy).
+``cliphand predict INPUT [--out predictions/] [--checkpoint data/models/finetune.pt] [--box x0,y0,w,h]
+[--hand auto|left|right] [--focal F] ...`` runs a trained model on an image, a folder of images or a video
+and writes per image a JSON (3D joints in metres, 2D joints in pixels), a mesh and an overlay PNG
+(cliphand/predict.py)."""
 
 from __future__ import annotations
 
@@ -62,6 +66,48 @@ def _mano_verts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(n: int, what: str):
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != n or not all(v == v and abs(v) != float("inf") for v in values):
+            raise argparse.ArgumentTypeError(f"expected {what} ({n} comma-separated numbers), got {text!r}")
+        return values
+    return parse
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from .errors import TrainingError
+    from .predict import run_predict
+
+    if args.box is not None and not (args.box[2] > 0 and args.box[3] > 0):
+        print(f"error: --box needs w, h > 0, got {args.box}", file=sys.stderr)
+        return 2
+    if args.principal is not None and args.intrinsics is not None:
+        print("error: --principal and --intrinsics exclude each other", file=sys.stderr)
+        return 2
+    try:
+        summary = run_predict(args.input, args.out, args.checkpoint, device=args.device, box=args.box,
+                              use_detector=False if args.no_detector else None, hand=args.hand, selfie=args.selfie,
+                              pad=args.pad, focal=args.focal, principal=args.principal, intrinsics=args.intrinsics,
+                              bone_length=args.bone_length, mesh_format=args.mesh_format, every=args.every,
+                              progress=not args.no_progress)
+    except (DataError, TrainingError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    det = (f", hand found by MediaPipe in {summary['n_detected']}" if summary["detector"] else
+           ", no detector (whole image or --box)")
+    ms = f", {summary['ms_per_image']:.0f} ms per image" if summary["ms_per_image"] is not None else ""
+    print(f"wrote {summary['n_written']} of {summary['n']} predictions to {summary['out']}{det}, "
+          f"{summary['n_failed']} failed, in {summary['seconds']:.1f} s{ms}")
+    for bad in summary["failed"]:
+        print(f"error: {bad['error']}", file=sys.stderr)
+    print(json.dumps(summary))
+    return 1 if summary["n_failed"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cliphand`` command."""
     parser = argparse.ArgumentParser(prog="cliphand", description=__doc__)
@@ -79,6 +125,34 @@ def main(argv: list[str] | None = None) -> int:
     mv.add_argument("--out", type=Path, default=Path("data/freihand_train_verts.npy"))
     mv.add_argument("--limit", type=int, default=None, help="only the first N samples")
     mv.set_defaults(func=_mano_verts)
+    pr = sub.add_parser("predict", help="run a trained model on an image, a folder of images or a video",
+                        description="3D hand joints, mesh and overlay per image (cliphand/predict.py). Exit code 1 "
+                        "when the input cannot be read or any image of a folder failed (the others are written).")
+    pr.add_argument("input", type=Path, help="an image (.jpg, .png ...), a folder of images (not recursive) or a "
+                    "video (.mp4, .avi, .mov, .mkv, .webm; needs PyAV: pip install av)")
+    pr.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default: predictions/)")
+    pr.add_argument("--checkpoint", type=Path, default=Path("data/models/finetune.pt"))
+    pr.add_argument("--device", default="auto", help="cpu | cuda | auto (default: auto)")
+    pr.add_argument("--box", type=_floats(4, "x0,y0,w,h"), default=None, metavar="X0,Y0,W,H",
+                    help="the hand's tight box in pixels (made square: side = pad x max(w, h)); default: MediaPipe "
+                    "when installed, else the whole image")
+    pr.add_argument("--no-detector", action="store_true", help="do not use MediaPipe Hands to find the hand")
+    pr.add_argument("--hand", choices=("auto", "left", "right"), default="auto",
+                    help="left hands are mirrored for the right-hand model (default auto: MediaPipe's label, else "
+                    "right)")
+    pr.add_argument("--selfie", action="store_true", help="images are mirrored selfies (MediaPipe's label convention)")
+    pr.add_argument("--pad", type=float, default=1.3, help="crop side / longer side of the hand box (training: 1.3)")
+    cam = pr.add_mutually_exclusive_group()
+    cam.add_argument("--focal", type=float, default=None, help="focal length in pixels (default: max(W, H))")
+    cam.add_argument("--intrinsics", type=Path, default=None, help="JSON file with a 3x3 K (pixels)")
+    pr.add_argument("--principal", type=_floats(2, "cx,cy"), default=None, metavar="CX,CY",
+                    help="principal point in pixels (default: the image centre)")
+    pr.add_argument("--bone-length", type=float, default=0.095,
+                    help="assumed wrist -> middle-MCP length in metres, fixes the absolute depth (default 0.095)")
+    pr.add_argument("--mesh-format", choices=("obj", "ply"), default="obj")
+    pr.add_argument("--every", type=int, default=1, help="videos: predict every N-th frame")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_predict)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,7 +1,6 @@
-"""Atomic file writing: write to a temporary file beside the target, then rename.
-
-A crash or an interruption never leaves a half-written file under the final name.
-"""
+"""Atomic file writing (write to a temporary file beside the target, then rename: a crash or an
+interruption never leaves a half-written file under the final name), and reading the pipeline's JSON/npz
+outputs with errors that name the file."""
 
 from __future__ import annotations
 
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from .errors import DataError
 
 
 @contextlib.contextmanager
@@ -63,3 +64,33 @@ def save_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_json(path: str | os.PathLike) -> dict | None:
+    """A metrics file as a dict, None when absent.
+
+    Raises:
+        DataError: the file exists but is not a JSON object.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
+    """All arrays of an .npz, None when absent; DataError naming the file when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
+        raise DataError(f"{path}: not a readable .npz ({exc})") from exc

@@ -13,12 +13,11 @@ the real photos. Matplotlib's object API is used (no pyplot state, no display ne
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from matplotlib.collections import PolyCollection
@@ -27,7 +26,10 @@ from matplotlib.ticker import MaxNLocator
 
 from .config import fingerprint, resolve_path
 from .errors import DataError
-from .io import atomic_path, save_text
+from .io import atomic_path, read_json, read_npz, save_text
+from .markdown import DASH, fmt, md_table
+from .report_speed import realworld_vs_peer, speed_section
+from .skeleton import BONES, FINGER_COLOURS, JOINT_NAMES
 
 # ---- published figures (NOTES §5 and §6); everything else in the report comes from pipeline files ----
 PAPER = "paper (FreiHAND, ResNet-50)"
@@ -47,74 +49,12 @@ PEERS_FREIHAND = [
     ("WiLoR", "—", 5.5, 5.1, 0.825, 0.993, ""),
 ]
 
-STAGES = ("download", "synthesize", "preprocess", "embed_text", "pretrain", "finetune")
-JOINT_NAMES = ["wrist"] + [f"{f} {p}" for f in ("thumb", "index", "middle", "ring", "little")
-                           for p in ("MCP", "PIP", "DIP", "tip")]
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]
-FINGER_COLOURS = ["#e6194b", "#f58231", "#3cb44b", "#4363d8", "#911eb4"]  # thumb .. little
+STAGES = ("download", "synthesize", "preprocess", "embed_text", "pretrain", "finetune", "benchmark", "peer_mediapipe")
 AXES = (("x", "M_lr", "left → right"), ("y", "M_tb", "top → bottom"), ("z", "M_nf", "near → far"))
-DASH = "—"
 MODULE_SWITCHES = ("use_clip", "use_projection", "use_sparse_to_dense")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def fmt(value: Any, digits: int = 2) -> str:
-    """A number with ``digits`` decimals; '—' for None, NaN or a non-number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        return DASH
-    if not math.isfinite(float(value)):
-        return DASH
-    return f"{float(value):.{digits}f}"
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A GitHub-markdown table (no third-party formatter). Cells are str()-ed; '|' and newlines escaped.
-
-    Raises:
-        ValueError: a row's length differs from the header's.
-    """
-    def cell(v: Any) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    for r in rows:
-        if len(r) != len(header):
-            raise ValueError(f"md_table: row {list(r)} has {len(r)} cells, header has {len(header)}")
-        lines.append("| " + " | ".join(cell(v) for v in r) + " |")
-    return "\n".join(lines)
-
-
-def read_json(path: Path) -> dict | None:
-    """A metrics file as a dict, None when absent.
-
-    Raises:
-        DataError: the file exists but is not a JSON object.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not readable JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def read_npz(path: Path) -> dict[str, np.ndarray] | None:
-    """All arrays of an .npz, None when absent; DataError naming the file when unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
-        raise DataError(f"{path}: not a readable .npz ({exc})") from exc
-
-
 def deviations_from_readme(readme: Path) -> str | None:
     """The text between ``<!-- deviations:start -->`` and ``<!-- deviations:end -->`` of README.md, or None."""
     if not Path(readme).is_file():
@@ -517,8 +457,7 @@ def _main_section(doc: _Doc, inp: dict) -> None:
                 "root-relative MPJPE column).", "")
         doc.add("Other conventions (same predictions):", "")
         doc.add(md_table(["benchmark"] + [c for c, _, _ in EXTRA_COLS], extra), "")
-    doc.add("**Peer row, MediaPipe Hands on the real photos: not run yet** (no peer model is run by this "
-            "pipeline yet, so no peer numbers appear in this table).", "")
+    realworld_vs_peer(doc, doc.root, inp["evals"], inp["preds"])
     doc.add("### Published figures (not comparable: other data)", "",
             "FreiHAND test set, quoted from the papers (NOTES §6); our models are trained on synthetic renders "
             "and tested on other images, so these are context only.", "")
@@ -891,6 +830,7 @@ def build_report(root: Path, params: dict, out_md: Path, fig_dir: Path) -> dict:
     _main_section(doc, inp)
     _retrieval_section(doc, inp, fig_dir, out_md)
     _ablation_section(doc, params, inp)
+    speed_section(doc, root)
     _figures_section(doc, root, params, inp, fig_dir, out_md, model, ckpt)
     _walltime_section(doc, inp)
     _environment_section(doc, root, params)

@@ -73,7 +73,8 @@ def smoke_repo(tmp_path_factory, repo_root, shared_data):
 
 def test_repro_runs_every_stage_and_writes_report(smoke_repo):
     repo, _, out, params = smoke_repo
-    for stage in ("download", "synthesize", "preprocess", "embed_text", "pretrain", "finetune", "report"):
+    for stage in ("download", "synthesize", "preprocess", "embed_text", "pretrain", "finetune", "benchmark",
+                  "peer_mediapipe", "report"):
         assert f"Running stage '{stage}'" in out
     for bench in params["evaluate"]["benchmarks"]:
         m = json.loads((repo / f"data/eval/{bench}/metrics.json").read_text())
@@ -82,9 +83,21 @@ def test_repro_runs_every_stage_and_writes_report(smoke_repo):
         assert m["protocol"] == {"test": "freihand", "realworld": "realworld"}[bench]
     for row in params["ablate"]["runs"]:
         assert (repo / f"data/ablate/{row}/metrics.json").exists()
+    bench = json.loads((repo / "data/metrics/benchmark.json").read_text())
+    for name in ("default", "paper"):  # Table 6 split, ONNX parity and latency for both models
+        res = bench["models"][name]
+        assert set(res["torch"]["latency"]) == {"pose_features", "mesh_regressor", "whole"}
+        assert res["parity"]["joints_max_abs_m"] <= 1e-4 and res["onnx"]["latency"]["whole"]["median_ms"] > 0
+    assert bench["models"]["paper"]["torch"]["vertices"] == 778
+    assert bench["pipeline"]["loader"]["images_per_s"] > 0 and bench["pipeline"]["text_cache"]["speedup"] > 0
+    peer = json.loads((repo / "data/metrics/peer_mediapipe.json").read_text())
     report = (repo / "reports/report.md").read_text()
-    for heading in ("Main results", "Ablation", "Stage wall time", "Environment", "Deviations"):
+    for heading in ("Main results", "Ablation", "Speed (Table 6", "Stage wall time", "Environment", "Deviations"):
         assert heading in report
+    if peer["status"] == "run":  # `pip install .[peers]` (make setup installs it)
+        assert peer["n_detected"] >= 0.95 * peer["n_images"] and "MediaPipe Hands (mediapipe" in report
+    else:
+        assert "MediaPipe Hands row: not run" in report
     assert list((repo / "reports/figures").glob("*.png"))
 
 

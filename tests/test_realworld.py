@@ -56,7 +56,7 @@ def test_loads_400_present_samples_in_metres(raw):
 def test_crop_intrinsics_follow_readme(rw_dir, raw):
     params = scipy.io.loadmat(rw_dir / "params.mat")
     i = int(raw["ids"][0])
-    (fx, fy, u0, v0), (x, y, w, h) = params["cam_param"][i], params["bbox"][i]
+    (fx, fy, u0, v0), (x, y, w, _h) = params["cam_param"][i], params["bbox"][i]
     r = 256 / w
     np.testing.assert_allclose(raw["K"][0], [[fx * r, 0, (u0 - x) * r], [0, fy * r, (v0 - y) * r], [0, 0, 1]], rtol=1e-6)
     K = crop_intrinsics(np.array([[1000.0, 1000.0, 640.0, 360.0]]), np.array([[100, 50, 512, 512]]))

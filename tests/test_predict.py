@@ -1,0 +1,390 @@
+"""``cliphand predict`` (cliphand/predict.py) with a tiny random-weight checkpoint and real photos of left hands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cliphand import predict as P
+from cliphand.checkpoint import build_model, load_checkpoint, save_checkpoint
+from cliphand.cli import main
+from cliphand.errors import DataError
+from cliphand.geometry import project, uvd_to_xyz, xyz_to_uvd
+from cliphand.peers.mediapipe_hands import Detection
+from cliphand.skeleton import JOINT_NAMES
+
+from helpers import TINY_MODEL, tiny_template
+
+META = {"input_size": 64, "depth_range": 0.3}
+
+
+@pytest.fixture(scope="module")
+def ckpt_path(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    template = tiny_template()
+    model = build_model(TINY_MODEL, template)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, model, TINY_MODEL, template, META)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny(ckpt_path):
+    model, ckpt = load_checkpoint(ckpt_path)
+    return model, ckpt["meta"], np.asarray(ckpt["template"]["faces"])
+
+
+@pytest.fixture(scope="module")
+def photos(shared_data) -> list[Path]:
+    files = sorted((shared_data / "realworld_testset" / "images").glob("*.jpg"))
+    assert len(files) >= 3
+    return files[:3]
+
+
+def _cli(*args) -> int:
+    return main(["predict", *map(str, args), "--device", "cpu", "--no-progress"])
+
+
+def _read_obj(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    lines = path.read_text().splitlines()
+    v = np.array([[float(t) for t in ln.split()[1:]] for ln in lines if ln.startswith("v ")])
+    f = np.array([[int(t) for t in ln.split()[1:]] for ln in lines if ln.startswith("f ")]) - 1
+    return v, f
+
+
+def _signed_volume(v: np.ndarray, f: np.ndarray) -> float:
+    t = v[f]
+    return float(np.einsum("ij,ij->i", t[:, 0], np.cross(t[:, 1], t[:, 2])).sum() / 6)
+
+
+def _all_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+# ----------------------------------------------------------------------------------------------- root depth
+@pytest.mark.parametrize("seed", range(4))
+def test_root_depth_recovered_exactly(seed):
+    rng = np.random.default_rng(seed)
+    joints = tiny_template(seed=seed)["joints"].astype(np.float64)
+    joints -= joints[0]
+    joints[9] = joints[9] / np.linalg.norm(joints[9]) * 0.03 + np.array([0.02, -0.07, 0.0])  # a mostly in-plane bone
+    joints *= 0.08 / np.linalg.norm(joints[9] - joints[0])
+    root = np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), rng.uniform(0.3, 1.2)])
+    joints = joints + root
+    K = np.array([[310.0, 0, 30.5], [0, 290.0, 33.0], [0, 0, 1]])
+    uvd = xyz_to_uvd(joints, K, np.asarray(root[2]), 64, 0.3)
+    z, source = P.solve_root_depth(uvd, K, 64, 0.3, bone_length=0.08)
+    assert source == "bone length"
+    assert abs(z - root[2]) < 1e-6
+    assert np.abs(uvd_to_xyz(uvd, K, np.asarray(z), 64, 0.3) - joints).max() < 1e-6
+
+
+def test_root_depth_fallback_when_no_root():
+    K = np.array([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]])
+    uvd = np.full((21, 3), 0.5)
+    uvd[9] = [0.5 + 2 / 64, 0.5, 0.5 + 0.2 / 0.3]  # 2 px away but 0.2 m behind the wrist: longer than the bone
+    z, source = P.solve_root_depth(uvd, K, 64, 0.3, bone_length=0.1)
+    assert source.startswith("fallback: f * bone / pixel length")
+    assert z == pytest.approx(100 * 0.1 / 2)
+    uvd[9] = uvd[0]
+    assert P.solve_root_depth(uvd, K, 64, 0.3) == (P.FALLBACK_DEPTH_M, "fallback: fixed")
+
+
+def test_square_and_whole_image_boxes():
+    assert P.square_box((50, 60, 100, 80), pad=1.3) == pytest.approx((35.0, 35.0, 130.0))
+    assert P.whole_image_box(200, 100) == (0.0, -50.0, 200.0)
+    with pytest.raises(ValueError):
+        P.square_box((0, 0, 0, 10))
+    K = P.default_intrinsics(640, 480)
+    assert np.allclose(K, [[640, 0, 320], [0, 640, 240], [0, 0, 1]])
+
+
+# ----------------------------------------------------------------------------------------------- one photo
+def test_single_photo_cli(tmp_path, ckpt_path, photos):
+    out = tmp_path / "out"
+    assert _cli(photos[0], "--out", out, "--checkpoint", ckpt_path, "--no-detector") == 0
+    stem = photos[0].stem
+    assert _all_files(out) == sorted([f"{stem}.json", f"{stem}.obj", f"{stem}_overlay.png"])
+    d = json.loads((out / f"{stem}.json").read_text())
+    assert d["input"] == str(photos[0]) and d["mesh_file"] == f"{stem}.obj"
+    assert d["image_size"] == {"width": 256, "height": 256}
+    assert d["hand_source"] == "whole_image" and d["box"] == [0.0, 0.0, 256.0]
+    assert d["handedness"] == "right" and d["handedness_source"] == "default" and d["mirrored"] is False
+    assert d["intrinsics_source"] == "default"
+    K = np.array(d["intrinsics"])
+    assert np.allclose(K, [[256, 0, 128], [0, 256, 128], [0, 0, 1]])
+    assert d["joint_names"] == JOINT_NAMES and len(JOINT_NAMES) == 21
+    joints, rel, uv = (np.array(d[k]) for k in ("joints_cam_m", "joints_root_relative_m", "joints_uv_px"))
+    assert joints.shape == (21, 3) and rel.shape == (21, 3) and uv.shape == (21, 2)
+    assert np.all(joints[:, 2] > 0) and d["root_depth_m"] == pytest.approx(joints[0, 2])
+    assert np.allclose(rel, joints - joints[0]) and np.all(rel[0] == 0)
+    assert np.abs(project(joints, K) - uv).max() < 1e-3
+    assert d["root_depth_source"] == "bone length"
+    assert np.linalg.norm(joints[9] - joints[0]) == pytest.approx(0.095, abs=1e-9)
+    assert np.abs(rel).max() < 1.0  # a hand within a metre of its wrist (metres, not mm)
+    assert np.all((uv > -1e-6) & (uv < 256 + 1e-6))  # the soft-argmax stays inside the crop = the image
+    verts, faces = _read_obj(out / d["mesh_file"])
+    assert verts.shape == (d["n_vertices"], 3) and faces.shape == (d["n_faces"], 3)
+    assert np.all(verts[:, 2] > 0) and faces.min() >= 0 and faces.max() < len(verts)
+    with Image.open(out / d["overlay_file"]) as im:
+        assert im.size == (256, 256) and im.mode == "RGB"
+        overlay = np.asarray(im)
+    assert np.abs(overlay.astype(int) - np.asarray(Image.open(photos[0]).convert("RGB"), int)).max() > 50
+
+
+def test_intrinsics_options(tmp_path, ckpt_path, photos):
+    out = tmp_path / "a"
+    assert _cli(photos[0], "--out", out, "--checkpoint", ckpt_path, "--no-detector", "--focal", "500",
+                "--principal", "120,130", "--mesh-format", "ply") == 0
+    d = json.loads((out / f"{photos[0].stem}.json").read_text())
+    assert np.allclose(d["intrinsics"], [[500, 0, 120], [0, 500, 130], [0, 0, 1]])
+    assert d["intrinsics_source"] == "user (--focal, --principal)"
+    ply = (out / d["mesh_file"]).read_text()
+    assert d["mesh_file"].endswith(".ply") and ply.startswith("ply\n")
+    assert f"element vertex {d['n_vertices']}\n" in ply and f"element face {d['n_faces']}\n" in ply
+    kfile = tmp_path / "K.json"
+    kfile.write_text(json.dumps({"K": [[400, 0, 100], [0, 410, 140], [0, 0, 1]]}))
+    summary = P.run_predict(photos[0], tmp_path / "b", ckpt_path, device="cpu", intrinsics=kfile,
+                            use_detector=False, progress=False)
+    d = json.loads((tmp_path / "b" / f"{photos[0].stem}.json").read_text())
+    assert summary["n_written"] == 1 and d["intrinsics_source"] == f"file {kfile}"
+    assert np.allclose(d["intrinsics"], [[400, 0, 100], [0, 410, 140], [0, 0, 1]])
+    uv = project(np.array(d["joints_cam_m"]), np.array(d["intrinsics"]))
+    assert np.abs(uv - np.array(d["joints_uv_px"])).max() < 1e-3
+    kfile.write_text("[[1, 2], [3, 4]]")
+    with pytest.raises(DataError, match="K.json"):
+        P.run_predict(photos[0], tmp_path / "c", ckpt_path, device="cpu", intrinsics=kfile, use_detector=False)
+    assert not (tmp_path / "c").exists()
+
+
+# ----------------------------------------------------------------------------------------------- folders
+def test_folder_with_a_corrupt_file(tmp_path, ckpt_path, photos, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for p in photos:
+        shutil.copy(p, src / p.name)
+    (src / "zz_bad.jpg").write_bytes(b"not a jpeg at all")
+    (src / "notes.txt").write_text("ignored")
+    out = tmp_path / "out"
+    assert _cli(src, "--out", out, "--checkpoint", ckpt_path, "--no-detector") == 1  # one failed
+    captured = capsys.readouterr()
+    assert "zz_bad.jpg" in captured.err
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert (summary["n"], summary["n_written"], summary["n_failed"]) == (4, 3, 1)
+    assert summary["failed"][0]["file"] == str(src / "zz_bad.jpg")
+    expected = sorted(f"{p.stem}{s}" for p in photos for s in (".json", ".obj", "_overlay.png"))
+    assert _all_files(out) == expected  # no output for the bad file, no temp files
+
+
+def test_folder_progress_bar(tmp_path, ckpt_path, photos, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(photos[0], src / photos[0].name)
+    summary = P.run_predict(src, tmp_path / "out", ckpt_path, device="cpu", use_detector=False, progress=True)
+    assert summary["n_written"] == 1 and summary["kind"] == "folder"
+    assert "1/1" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------- box, hands
+def test_box_cli(tmp_path, ckpt_path, photos):
+    out = tmp_path / "out"
+    assert _cli(photos[0], "--out", out, "--checkpoint", ckpt_path, "--box", "50,60,100,80") == 0
+    d = json.loads((out / f"{photos[0].stem}.json").read_text())
+    assert d["hand_source"] == "box" and d["box"] == pytest.approx([35.0, 35.0, 130.0])
+    uv = np.array(d["joints_uv_px"])
+    assert np.all((uv > 35 - 1e-6) & (uv < 165 + 1e-6))  # predicted joints lie in the crop square
+    with pytest.raises(SystemExit) as exc:
+        _cli(photos[0], "--out", out, "--checkpoint", ckpt_path, "--box", "1,2,3")
+    assert exc.value.code == 2
+    assert _cli(photos[0], "--out", out, "--checkpoint", ckpt_path, "--box", "1,2,0,5") == 2
+
+
+class _StubModel(torch.nn.Module):
+    """A deterministic stand-in with hand-like, image-dependent outputs: the template in normalised uvd, shifted
+    along u by the left/right brightness difference of the input (so a mirrored input moves the hand)."""
+
+    def __init__(self, template):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+        scale = torch.tensor([2.5, 2.5, 1 / 0.3], dtype=torch.float64)
+        self.register_buffer("joints", 0.5 + torch.as_tensor(template["joints"], dtype=torch.float64) * scale)
+        self.register_buffer("verts", 0.5 + torch.as_tensor(template["verts"], dtype=torch.float64) * scale)
+
+    def forward(self, images):
+        half = images.shape[-1] // 2
+        shift = (images[..., :half].mean((1, 2, 3)) - images[..., half:].mean((1, 2, 3))).double()[:, None] * 0.1
+        out = {}
+        for key in ("joints", "verts"):
+            pts = getattr(self, key)[None].repeat(len(images), 1, 1)
+            pts[..., 0] += shift
+            out["uvd" if key == "joints" else key] = pts
+        return out
+
+
+@pytest.mark.parametrize("off_centre", [False, True])
+def test_left_hand_is_mirrored_back(tiny, photos, off_centre):
+    _, meta, faces = tiny
+    model = _StubModel(tiny_template())
+    image = np.asarray(Image.open(photos[1]).convert("RGB"))[:, 20:220]  # 256 high, 200 wide
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    w = image.shape[1]
+    kw_r, kw_l = {}, {}
+    if off_centre:  # a box and a principal point off the image centre, mirrored for the flipped image
+        K = np.array([[300.0, 0, 80], [0, 310, 140], [0, 0, 1]])
+        K_flip = K.copy()
+        K_flip[0, 2] = w - K[0, 2]
+        kw_r = {"K": K, "box": (30, 40, 90, 120)}
+        kw_l = {"K": K_flip, "box": (w - 30 - 90, 40, 90, 120)}
+    right = P.predict_image(model, meta, image, faces, hand="right", **kw_r)
+    left = P.predict_image(model, meta, flipped, faces, hand="left", **kw_l)
+    assert np.ptp(right.joints_uv[:, 0]) > 20 and right.root_depth_source == "bone length"
+    assert (right.mirrored, left.mirrored) == (False, True) and left.handedness_source == "user"
+    if off_centre:
+        assert right.box == pytest.approx((-3.0, 22.0, 156.0)) and left.box == pytest.approx((w - 153.0, 22.0, 156.0))
+    else:
+        assert right.box == left.box == (-28.0, 0.0, 256.0)
+    assert np.abs(left.joints_uv[:, 0] - (w - right.joints_uv[:, 0])).max() < 1e-3
+    assert np.abs(left.joints_uv[:, 1] - right.joints_uv[:, 1]).max() < 1e-3
+    assert np.abs(left.verts_uv[:, 0] - (w - right.verts_uv[:, 0])).max() < 1e-3
+    assert left.root_depth_m == pytest.approx(right.root_depth_m, abs=1e-9)
+    assert np.abs(left.joints_cam * [-1, 1, 1] - right.joints_cam).max() < 1e-6
+    assert np.abs(left.verts_cam * [-1, 1, 1] - right.verts_cam).max() < 1e-6
+    assert np.array_equal(left.faces, right.faces[:, [0, 2, 1]])
+    # the mirrored mesh keeps its orientation: same signed volume as the unmirrored one
+    vol_r, vol_l = _signed_volume(right.verts_cam, right.faces), _signed_volume(left.verts_cam, left.faces)
+    assert abs(vol_r) > 0 and vol_l == pytest.approx(vol_r, rel=1e-6)
+    # a mirrored crop is not the same input: hand='left' on the unflipped image differs from 'right'
+    assert np.abs(P.predict_image(model, meta, image, faces, hand="left").joints_uv - right.joints_uv).max() > 1
+    # the same with the tiny network (float32: equal up to rounding)
+    net = tiny[0]
+    right = P.predict_image(net, meta, image, faces, hand="right")
+    left = P.predict_image(net, meta, flipped, faces, hand="left")
+    assert np.abs(left.joints_uv[:, 0] - (w - right.joints_uv[:, 0])).max() < 1e-3
+    assert np.abs(left.joints_uv[:, 1] - right.joints_uv[:, 1]).max() < 1e-3
+
+
+class _FakeDetector:
+    def __init__(self, det):
+        self.det, self.calls = det, 0
+
+    def detect(self, image):
+        self.calls += 1
+        return self.det
+
+
+def test_detector_paths_without_mediapipe(tiny, photos):
+    model, meta, faces = tiny
+    image = np.asarray(Image.open(photos[0]).convert("RGB"))
+    none = _FakeDetector(None)
+    pred = P.predict_image(model, meta, image, faces, detector=none)
+    assert none.calls == 1 and pred.hand_source == "whole_image (no detection)" and pred.handedness == "right"
+    uv = np.stack([np.linspace(60, 160, 21), np.linspace(40, 200, 21)], -1)
+    found = _FakeDetector(Detection(world=np.zeros((21, 3)), uv=uv, label="Right", score=0.9))
+    pred = P.predict_image(model, meta, image, faces, detector=found)
+    assert pred.hand_source == "mediapipe" and pred.box == pytest.approx(found.det.box(1.3))
+    assert pred.handedness == "left" and pred.handedness_source == "mediapipe" and pred.mirrored
+    assert P.predict_image(model, meta, image, faces, detector=found, selfie=True).handedness == "right"
+    assert P.predict_image(model, meta, image, faces, detector=found, hand="right").handedness == "right"
+    boxed = P.predict_image(model, meta, image, faces, detector=found, box=(10, 10, 50, 50))
+    assert boxed.hand_source == "box" and found.calls == 3  # a user box skips the detector
+
+
+def test_mediapipe_on_a_real_photo(tiny, photos):
+    pytest.importorskip("mediapipe")
+    from cliphand.peers.mediapipe_hands import MediaPipeHands
+
+    model, meta, faces = tiny
+    image = np.asarray(Image.open(photos[0]).convert("RGB"))
+    with MediaPipeHands() as hands:
+        pred = P.predict_image(model, meta, image, faces, detector=hands)
+    assert pred.hand_source == "mediapipe" and pred.detection is not None
+    det_uv = np.array(pred.detection["uv_px"])
+    assert det_uv.shape == (21, 2) and np.all((det_uv >= 0) & (det_uv <= 256))
+    x0, y0, side = pred.box
+    assert 0 < x0 + side / 2 < 256 and 0 < y0 + side / 2 < 256 and 40 < side < 1.5 * 256
+    assert pred.handedness == "left" and pred.mirrored  # the real-world set holds left hands
+    assert pred.timings_ms["detect"] > 0
+
+
+# ----------------------------------------------------------------------------------------------- errors
+def test_errors_name_the_file_and_leave_nothing(tmp_path, ckpt_path, photos, capsys, monkeypatch):
+    out = tmp_path / "out"
+    missing = tmp_path / "nope.jpg"
+    assert _cli(missing, "--out", out, "--checkpoint", ckpt_path) == 1
+    assert f"error: {missing}: input not found" in capsys.readouterr().err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    assert _cli(broken, "--out", out, "--checkpoint", ckpt_path) == 1
+    err = capsys.readouterr().err
+    assert str(broken) in err and "cannot read image" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _cli(empty, "--out", out, "--checkpoint", ckpt_path) == 1
+    assert "no images" in capsys.readouterr().err
+    assert _cli(photos[0], "--out", out, "--checkpoint", tmp_path / "none.pt") == 1
+    assert "none.pt: checkpoint not found" in capsys.readouterr().err
+    (tmp_path / "a.txt").write_text("x")
+    assert _cli(tmp_path / "a.txt", "--out", out, "--checkpoint", ckpt_path) == 1
+    assert "unsupported file type" in capsys.readouterr().err
+    assert _cli(photos[0], "--out", out, "--checkpoint", ckpt_path, "--bone-length", "0") == 1
+    assert "bone length must be positive" in capsys.readouterr().err
+    assert _all_files(out) == []
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(P, "draw_overlay", boom)
+    with pytest.raises(RuntimeError, match="render failed"):
+        P.run_predict(photos[0], out, ckpt_path, device="cpu", use_detector=False, progress=False)
+    assert _all_files(out) == []  # nothing half-written: no mesh without its JSON, no temp files
+
+
+# ----------------------------------------------------------------------------------------------- video
+def _write_video(path: Path, frames: list[np.ndarray]) -> None:
+    av = pytest.importorskip("av")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mpeg4", rate=5)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_video_frames(tmp_path, ckpt_path, photos, capsys):
+    frames = [np.asarray(Image.open(photos[i % 2]).convert("RGB")) for i in range(4)]
+    video = tmp_path / "clip.mp4"
+    _write_video(video, frames)
+    out = tmp_path / "out"
+    assert _cli(video, "--out", out, "--checkpoint", ckpt_path, "--no-detector") == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["kind"] == "video" and summary["n_written"] == 4 and summary["out"] == str(out / "clip")
+    names = _all_files(out / "clip")
+    assert names == sorted(f"frame_{i:06d}{s}" for i in range(4) for s in (".json", ".obj", "_overlay.png"))
+    d = json.loads((out / "clip" / "frame_000002.json").read_text())
+    assert d["frame_index"] == 2 and d["input"] == str(video) and d["image_size"] == {"width": 256, "height": 256}
+    assert np.array(d["joints_cam_m"]).shape == (21, 3)
+    out2 = tmp_path / "out2"
+    assert P.run_predict(video, out2, ckpt_path, device="cpu", use_detector=False, every=3,
+                         progress=False)["n_written"] == 2
+    assert _all_files(out2 / "clip")[0::3] == ["frame_000000.json", "frame_000003.json"]
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    assert _cli(bad, "--out", out, "--checkpoint", ckpt_path) == 1
+    assert f"{bad}: cannot open video" in capsys.readouterr().err
+
+
+def test_video_without_pyav(tmp_path, ckpt_path, monkeypatch):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00")
+    real = P.importlib.util.find_spec
+    monkeypatch.setattr(P.importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
+    with pytest.raises(DataError, match="pip install av"):
+        P.run_predict(video, tmp_path / "out", ckpt_path, device="cpu")
