@@ -55,7 +55,7 @@ def realworld_vs_peer(doc, root: Path, evals: dict, preds: dict) -> None:
     bench = read_json(root / "data" / "metrics" / "benchmark.json")
     peer = read_json(root / "data" / "metrics" / "peer_mediapipe.json")
     ours = evals.get("realworld")
-    doc.add("### Real photos: ours vs MediaPipe Hands (this machine)", "")
+    doc.add("### Main table on the real photos: ours vs MediaPipe Hands (accuracy and ms/image on this machine)", "")
     if ours is None:
         doc.miss("`data/eval/realworld/metrics.json` (evaluate@realworld not run)")
         return
@@ -137,7 +137,8 @@ def speed_section(doc, root: Path) -> None:
             extra.append(f"ONNX export (opset {onnx.get('opset')}, {fmt(onnx.get('bytes', 0) / 2**20, 1)} MiB, "
                          f"exported in {fmt(onnx.get('seconds'), 1)} s) vs PyTorch on {par['n']} real-world crops: "
                          f"max |Δ| joints {par['joints_max_abs_m']:.2e} m, vertices {par['verts_max_abs_m']:.2e} m "
-                         f"({'within' if par['joints_max_abs_m'] <= 1e-4 else 'NOT within'} the 1e-4 m target).")
+                         f"({'within' if par['joints_max_abs_m'] <= 1e-4 else 'NOT within'} the 1e-4 m target)."
+                         + (f" Saved as `{Path(onnx['path']).name}` in `data/bench/`." if onnx.get("kept") else ""))
         doc.add(" ".join(extra), "")
     _pipeline_table(doc, bench.get("pipeline"))
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import copy
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,8 @@ def _parity_inputs(root: Path, input_size: int, n: int | None) -> tuple[torch.Te
 
 
 def run_model_benchmarks(params: dict, root: Path, out_dir: Path) -> dict:
-    """Steps 1-2 of the module docstring. ONNX files go to ``out_dir/<model>.onnx``.
+    """Steps 1-2 of the module docstring. The trained model's export is kept as ``out_dir/default.onnx``
+    (for deployment); the paper model's (random weights, timing only) goes to a temporary folder.
 
     Returns: {model name: {``note``, ``torch``: :func:`benchmark_model`, ``onnx``: export info, ``parity``,
     and :func:`benchmark_onnx` timings}}.
@@ -107,6 +109,8 @@ def run_model_benchmarks(params: dict, root: Path, out_dir: Path) -> dict:
         pm, note = paper_model(params, root, b["paper_profile"])
         models["paper"] = (pm, f"random weights, {note}", float(params["preprocess"]["depth_range"]))
     results = {}
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory(prefix="cliphand-onnx-")
     for name, (model, note, depth_range) in tqdm(models.items(), desc="benchmark models"):
         res = {"note": note, "torch": benchmark_model(model, device, 1, timing["throughput_batch"], timing["warmup"],
                                                       timing["iters"], timing["throughput_warmup"],
@@ -114,7 +118,9 @@ def run_model_benchmarks(params: dict, root: Path, out_dir: Path) -> dict:
         if b.get("onnx", True):
             model = model.cpu().eval()
             s = int(model.cfg["input_size"])
-            res["onnx"] = export_onnx(model, Path(out_dir) / f"{name}.onnx", s)
+            folder = Path(out_dir) if name == "default" else Path(scratch.name)
+            res["onnx"] = export_onnx(model, folder / f"{name}.onnx", s)
+            res["onnx"]["kept"] = name == "default"
             sess = onnx_session(res["onnx"]["path"])
             x, K, rd, gt = _parity_inputs(root, s, b.get("parity_samples"))
             res["parity"], joints = parity(model, sess, x, K, rd, s, depth_range)
@@ -123,6 +129,7 @@ def run_model_benchmarks(params: dict, root: Path, out_dir: Path) -> dict:
             res["onnx"].update(benchmark_onnx(sess, s, 1, timing["throughput_batch"], timing["warmup"], timing["iters"],
                                               timing["throughput_warmup"], timing["throughput_iters"]))
         results[name] = res
+    scratch.cleanup()
     return results
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +43,13 @@ def write_tiny_split(folder: Path, template: dict, n: int = 24, size: int = 64, 
             "orders": np.asarray(orders, np.int16), "subsets": np.asarray(subsets, np.int16),
             "prompts": np.asarray(prompts, str), "fingerprint": "random", "template": "short", "seed": 0,
             "n_joints": 21})
+
+
+def realworld_copy(rw_dir: Path, dst: Path, n_images: int = 5) -> Path:
+    """The real-world set's params.mat, pose_gt.mat and its first ``n_images`` images in ``dst``."""
+    (dst / "images").mkdir(parents=True)
+    for name in ("params.mat", "pose_gt.mat"):
+        shutil.copy(rw_dir / name, dst / name)
+    for p in sorted((rw_dir / "images").glob("*.jpg"))[:n_images]:
+        shutil.copy(p, dst / "images" / p.name)
+    return dst

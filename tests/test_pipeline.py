@@ -89,6 +89,8 @@ def test_repro_runs_every_stage_and_writes_report(smoke_repo):
         assert set(res["torch"]["latency"]) == {"pose_features", "mesh_regressor", "whole"}
         assert res["parity"]["joints_max_abs_m"] <= 1e-4 and res["onnx"]["latency"]["whole"]["median_ms"] > 0
     assert bench["models"]["paper"]["torch"]["vertices"] == 778
+    # the trained model's export is kept for deployment; the random-weight paper model's is not
+    assert [p.name for p in (repo / "data/bench").iterdir()] == ["default.onnx"]
     assert bench["pipeline"]["loader"]["images_per_s"] > 0 and bench["pipeline"]["text_cache"]["speedup"] > 0
     peer = json.loads((repo / "data/metrics/peer_mediapipe.json").read_text())
     report = (repo / "reports/report.md").read_text()

@@ -1,6 +1,5 @@
 """Tests of the real-world test set loader on ../shared/data/realworld_testset and on broken copies."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import scipy.io
 from cliphand.data.realworld import crop_intrinsics, load_realworld, projection_inside_fraction
 from cliphand.errors import DataError
 from cliphand.geometry import project
+from helpers import realworld_copy
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +30,6 @@ def mirrored(rw_dir):
     return load_realworld(rw_dir, mirror=True)
 
 
-def small_copy(rw_dir: Path, dst: Path, n_images: int = 5) -> Path:
-    """params.mat, pose_gt.mat and the first few images in a temporary folder."""
-    (dst / "images").mkdir(parents=True)
-    for name in ("params.mat", "pose_gt.mat"):
-        shutil.copy(rw_dir / name, dst / name)
-    for p in sorted((rw_dir / "images").glob("*.jpg"))[:n_images]:
-        shutil.copy(p, dst / "images" / p.name)
-    return dst
-
-
 def test_loads_400_present_samples_in_metres(raw):
     assert raw["images"].shape == (400, 256, 256, 3) and raw["images"].dtype == np.uint8
     assert raw["joints"].shape == (400, 21, 3) and raw["joints"].dtype == np.float32
@@ -56,7 +46,7 @@ def test_loads_400_present_samples_in_metres(raw):
 def test_crop_intrinsics_follow_readme(rw_dir, raw):
     params = scipy.io.loadmat(rw_dir / "params.mat")
     i = int(raw["ids"][0])
-    (fx, fy, u0, v0), (x, y, w, _h) = params["cam_param"][i], params["bbox"][i]
+    (fx, fy, u0, v0), (x, y, w) = params["cam_param"][i], params["bbox"][i][:3]
     r = 256 / w
     np.testing.assert_allclose(raw["K"][0], [[fx * r, 0, (u0 - x) * r], [0, fy * r, (v0 - y) * r], [0, 0, 1]], rtol=1e-6)
     K = crop_intrinsics(np.array([[1000.0, 1000.0, 640.0, 360.0]]), np.array([[100, 50, 512, 512]]))
@@ -90,13 +80,13 @@ def test_mirroring_flips_image_x_and_principal_point(raw, mirrored):
 
 
 def test_subset_copy_skips_missing_images(rw_dir, tmp_path):
-    d = small_copy(rw_dir, tmp_path / "rw", n_images=3)
+    d = realworld_copy(rw_dir, tmp_path / "rw", n_images=3)
     out = load_realworld(d)
     assert len(out["ids"]) == 3 and out["images"].shape == (3, 256, 256, 3)
 
 
 def test_corrupt_jpg_raises_dataerror(rw_dir, tmp_path):
-    d = small_copy(rw_dir, tmp_path / "rw", n_images=3)
+    d = realworld_copy(rw_dir, tmp_path / "rw", n_images=3)
     victim = sorted((d / "images").glob("*.jpg"))[1]
     victim.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     with pytest.raises(DataError, match=victim.name):
@@ -104,7 +94,7 @@ def test_corrupt_jpg_raises_dataerror(rw_dir, tmp_path):
 
 
 def test_wrong_shape_mat_raises_dataerror(rw_dir, tmp_path):
-    d = small_copy(rw_dir, tmp_path / "rw", n_images=2)
+    d = realworld_copy(rw_dir, tmp_path / "rw", n_images=2)
     pose = scipy.io.loadmat(d / "pose_gt.mat")["pose_gt"]
     scipy.io.savemat(d / "pose_gt.mat", {"pose_gt": pose[:, :20]})
     with pytest.raises(DataError, match=r"pose_gt\.mat.*shape"):
@@ -112,7 +102,7 @@ def test_wrong_shape_mat_raises_dataerror(rw_dir, tmp_path):
 
 
 def test_wrong_units_and_missing_files_raise(rw_dir, tmp_path):
-    d = small_copy(rw_dir, tmp_path / "rw", n_images=2)
+    d = realworld_copy(rw_dir, tmp_path / "rw", n_images=2)
     pose = scipy.io.loadmat(d / "pose_gt.mat")["pose_gt"]
     scipy.io.savemat(d / "pose_gt.mat", {"pose_gt": pose / 100})  # metres instead of cm
     with pytest.raises(DataError, match="centimetres"):
@@ -120,14 +110,14 @@ def test_wrong_units_and_missing_files_raise(rw_dir, tmp_path):
     (d / "pose_gt.mat").unlink()
     with pytest.raises(DataError, match=r"pose_gt\.mat.*missing"):
         load_realworld(d)
-    d2 = small_copy(rw_dir, tmp_path / "rw2", n_images=2)
+    d2 = realworld_copy(rw_dir, tmp_path / "rw2", n_images=2)
     (d2 / "params.mat").write_bytes(b"garbage")
     with pytest.raises(DataError, match=r"params\.mat"):
         load_realworld(d2)
 
 
 def test_bad_intrinsics_fail_projection_check(rw_dir, tmp_path):
-    d = small_copy(rw_dir, tmp_path / "rw", n_images=4)
+    d = realworld_copy(rw_dir, tmp_path / "rw", n_images=4)
     params = scipy.io.loadmat(d / "params.mat")
     params = {k: v for k, v in params.items() if not k.startswith("__")}
     params["cam_param"] = params["cam_param"] * np.array([1, 1, 0, 0])  # principal point at the corner

@@ -4,7 +4,6 @@ model's sizes, the MediaPipe peer on real photos and the report's speed and peer
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from cliphand.data.loader import PreparedSet, model_input
 from cliphand.export import export_onnx, onnx_session, parity, run_onnx
 from cliphand.pipeline_speed import loader_rate, text_cache_effect, train_step_rate
 from cliphand.speed import paper_model, stand_in_template
-from helpers import TINY_MODEL, tiny_template, write_tiny_split
+from helpers import TINY_MODEL, realworld_copy, tiny_template, write_tiny_split
 
 
 @pytest.fixture(scope="module")
@@ -145,21 +144,11 @@ def test_paper_model_has_the_authors_node_counts(tmp_path, repo_root):
     assert model.cfg["pretrained"] is None
 
 
-def _realworld_subset(shared_data: Path, dst: Path, n: int) -> Path:
-    src = shared_data / "realworld_testset"
-    (dst / "images").mkdir(parents=True)
-    for f in ("params.mat", "pose_gt.mat"):
-        shutil.copy(src / f, dst / f)
-    for img in sorted((src / "images").glob("*.jpg"))[:n]:
-        shutil.copy(img, dst / "images" / img.name)
-    return dst
-
-
 def test_mediapipe_peer_on_real_photos(shared_data, tmp_path):
     pytest.importorskip("mediapipe")
     from cliphand.peers.realworld import evaluate_mediapipe
 
-    root = _realworld_subset(shared_data, tmp_path / "rw", 12)
+    root = realworld_copy(shared_data / "realworld_testset", tmp_path / "rw", 12)
     metrics, preds = evaluate_mediapipe(root, {"min_detection_confidence": 0.3}, progress=False)
     assert metrics["n_images"] == 12 and metrics["n_detected"] >= 11
     # NOTES §3 measured 11.2 mm PA-MPJPE over 399 photos; a wrong axis or joint order is far worse
