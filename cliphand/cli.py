@@ -93,7 +93,7 @@ def _predict(args: argparse.Namespace) -> int:
                               use_detector=False if args.no_detector else None, hand=args.hand, selfie=args.selfie,
                               pad=args.pad, focal=args.focal, principal=args.principal, intrinsics=args.intrinsics,
                               bone_length=args.bone_length, mesh_format=args.mesh_format, every=args.every,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, onnx=args.onnx)
     except (DataError, TrainingError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default: predictions/)")
     pr.add_argument("--checkpoint", type=Path, default=Path("data/models/finetune.pt"))
     pr.add_argument("--device", default="auto", help="cpu | cuda | auto (default: auto)")
+    pr.add_argument("--onnx", type=Path, default=None, help="run this ONNX export of the checkpoint's model with "
+                    "onnxruntime (CPU), e.g. data/bench/default.onnx from the benchmark stage")
     pr.add_argument("--box", type=_floats(4, "x0,y0,w,h"), default=None, metavar="X0,Y0,W,H",
                     help="the hand's tight box in pixels (made square: side = pad x max(w, h)); default: MediaPipe "
                     "when installed, else the whole image")

@@ -48,9 +48,16 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int 
 
     Written atomically; the file is checked with ``onnx.checker``.
     Returns: ``{"path", "seconds", "bytes", "opset"}``.
-    Raises: ImportError when ``onnx`` is missing; onnx's ValidationError on an invalid graph.
+    Raises: ValueError when ``heatmap_size`` differs from ``input_size / 4`` (the size of the backbone's F0:
+        the mesh regressor then resizes F0 and the tracer loses the spatial size its adaptive pooling needs;
+        the default, smoke and paper settings all have heatmap = input / 4); ImportError when ``onnx`` is
+        missing; onnx's ValidationError on an invalid graph.
     """
     import onnx
+
+    hm = int(getattr(model, "cfg", {}).get("heatmap_size", input_size // 4))
+    if hm != input_size // 4:
+        raise ValueError(f"ONNX export needs model.heatmap_size = input_size / 4 = {input_size // 4}, got {hm}")
 
     path = Path(path)
     was_training = model.training
@@ -86,6 +93,40 @@ def run_onnx(session, images: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np
     x = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
     uvd, verts = session.run(["uvd", "verts"], {"images": np.ascontiguousarray(x, np.float32)})
     return uvd, verts
+
+
+class OnnxModel:
+    """An export of :func:`export_onnx` behind the inference interface of the PyTorch model, for
+    ``cliphand predict --onnx``: ``model(images (B, 3, S, S))`` -> ``{"uvd": (B, 21, 3), "verts": (B, V, 3)}``
+    CPU tensors (normalised uvd).
+
+    Args: path: the .onnx file; input_size: S the checkpoint was trained at; n_verts: V of its template.
+    Raises: DataError naming the file when it is missing, not loadable, or made for another input size or mesh.
+    """
+
+    def __init__(self, path: str | Path, input_size: int, n_verts: int | None = None, threads: int | None = None):
+        from .errors import DataError
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: ONNX model not found")
+        try:
+            self.session = onnx_session(path, threads)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise DataError(f"{path}: onnxruntime cannot load it ({exc})") from exc
+        ins = {i.name: i.shape for i in self.session.get_inputs()}
+        outs = {o.name: o.shape for o in self.session.get_outputs()}
+        if list(ins) != ["images"] or {"uvd", "verts"} - set(outs):
+            raise DataError(f"{path}: not a cliphand export (inputs {list(ins)}, outputs {list(outs)})")
+        if list(ins["images"][1:]) != [3, input_size, input_size]:
+            raise DataError(f"{path}: made for input {ins['images'][1:]}, the checkpoint uses 3x{input_size}x{input_size}")
+        if n_verts is not None and outs["verts"][1] != n_verts:
+            raise DataError(f"{path}: predicts {outs['verts'][1]} vertices, the checkpoint's template has {n_verts}")
+        self.path = path
+
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        uvd, verts = run_onnx(self.session, images)
+        return {"uvd": torch.from_numpy(uvd), "verts": torch.from_numpy(verts)}
 
 
 @torch.no_grad()

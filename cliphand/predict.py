@@ -281,7 +281,8 @@ def predict_image(model: torch.nn.Module, meta: dict, image: np.ndarray, faces: 
     """Predict the 3D hand in one RGB image (module docstring: hand square, handedness, root depth).
 
     Args:
-        model: a :class:`~cliphand.model.cliphand3d.CLIPHand3D` in eval mode (its device is used).
+        model: a :class:`~cliphand.model.cliphand3d.CLIPHand3D` in eval mode (its device is used), or an
+            ONNX export behind the same call (:class:`cliphand.export.OnnxModel`, CPU).
         meta: checkpoint meta with ``input_size`` (S pixels) and ``depth_range`` (metres).
         image: (H, W, 3) uint8 RGB.
         faces: (F, 3) mesh faces of the model's template (``ckpt["template"]["faces"]``).
@@ -341,7 +342,7 @@ def predict_image(model: torch.nn.Module, meta: dict, image: np.ndarray, faces: 
     if mirrored:
         crop = crop[:, ::-1]
         K_in = mirror_labels(K_crop, np.zeros((1, 3)), S)[0]
-    dev = next(model.parameters()).device
+    dev = next(model.parameters()).device if isinstance(model, torch.nn.Module) else torch.device("cpu")
     with torch.inference_mode():
         out = model(normalise(to_tensor(np.array(crop[None]))).to(dev))  # a writable copy
     uvd = out["uvd"][0].double().cpu().numpy()
@@ -529,7 +530,8 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
                 hand: str = "auto", selfie: bool = False, pad: float = PAD, focal: float | None = None,
                 principal: tuple[float, float] | None = None, intrinsics: str | Path | None = None,
                 bone_length: float = BONE_LENGTH_M, mesh_format: str = "obj", every: int = 1,
-                progress: bool = True, warn: Callable[[str], None] | None = None) -> dict:
+                progress: bool = True, warn: Callable[[str], None] | None = None,
+                onnx: str | Path | None = None) -> dict:
     """Predict every image of ``input_path`` (an image, a folder of images or a video) into ``out_dir``.
 
     Args:
@@ -542,6 +544,9 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
             the camera; default :func:`default_intrinsics` per image.
         mesh_format: ``obj`` | ``ply``. every: predict every N-th video frame.
         progress: tqdm bar (folders and videos). warn: called with a message per skipped file (default: stderr).
+        onnx: run this export of the checkpoint's model (:func:`cliphand.export.export_onnx`, e.g.
+            ``data/bench/default.onnx``) with onnxruntime on the CPU instead of PyTorch; the checkpoint still
+            gives the input size, depth range and mesh faces.
     Returns:
         summary dict: ``kind``, ``n`` (images tried), ``n_written``, ``n_failed``, ``failed`` (list of
         ``{"file", "error"}``), ``n_detected`` (MediaPipe found the hand), ``detector``, ``seconds``, mean
@@ -583,9 +588,14 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
     if kind == "image":  # read before anything is loaded or written: a bad file fails fast, nothing is left
         first_image = read_image(input_path)
     model, ckpt = load_checkpoint(checkpoint)
-    dev = resolve_device(device)
-    model.to(dev)
     meta, faces = ckpt["meta"], np.asarray(ckpt["template"]["faces"])
+    if onnx is not None:
+        from .export import OnnxModel
+
+        model, dev = OnnxModel(onnx, int(meta["input_size"]), len(ckpt["template"]["verts"])), torch.device("cpu")
+    else:
+        dev = resolve_device(device)
+        model.to(dev)
     common = {"model": {"checkpoint": str(checkpoint), "input_size": int(meta["input_size"]),
                         "depth_range": float(meta["depth_range"])}}
 
@@ -598,7 +608,7 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
         return default_intrinsics(width, height, focal, principal), "user (" + ", ".join(parts) + ")"
 
     summary = {"input": str(input_path), "kind": kind, "out": str(out_dir), "checkpoint": str(checkpoint),
-               "device": str(dev), "n": 0, "n_written": 0, "n_failed": 0, "failed": [], "n_detected": 0}
+               "device": str(dev), "runtime": "onnxruntime" if onnx is not None else "pytorch", "n": 0, "n_written": 0, "n_failed": 0, "failed": [], "n_detected": 0}
     ms_total, ms_model, ms_detect = [], [], []
     detector = container = None
 

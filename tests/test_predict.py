@@ -388,3 +388,23 @@ def test_video_without_pyav(tmp_path, ckpt_path, monkeypatch):
     monkeypatch.setattr(P.importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
     with pytest.raises(DataError, match="pip install av"):
         P.run_predict(video, tmp_path / "out", ckpt_path, device="cpu")
+
+
+def test_onnx_runtime_gives_the_pytorch_prediction(tmp_path, ckpt_path, tiny, photos):
+    from cliphand.export import export_onnx
+
+    model, meta, _ = tiny
+    onnx_path = tmp_path / "tiny.onnx"
+    export_onnx(model, onnx_path, meta["input_size"])
+    assert _cli(photos[0], "--out", tmp_path / "pt", "--checkpoint", ckpt_path, "--no-detector") == 0
+    assert _cli(photos[0], "--out", tmp_path / "ox", "--checkpoint", ckpt_path, "--no-detector",
+                "--onnx", onnx_path) == 0
+    a, b = (json.loads((tmp_path / d / f"{photos[0].stem}.json").read_text()) for d in ("pt", "ox"))
+    assert np.abs(np.array(a["joints_cam_m"]) - np.array(b["joints_cam_m"])).max() < 1e-4
+    # an export of another model size is refused with the file named
+    big = build_model({**TINY_MODEL, "input_size": 128, "heatmap_size": 32}, tiny_template())
+    export_onnx(big, tmp_path / "other.onnx", 128)
+    with pytest.raises(DataError, match="other.onnx: made for input"):
+        P.run_predict(photos[0], tmp_path / "bad", ckpt_path, use_detector=False, onnx=tmp_path / "other.onnx",
+                    progress=False)
+    assert not (tmp_path / "bad").exists() or _all_files(tmp_path / "bad") == []

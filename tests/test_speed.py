@@ -4,6 +4,7 @@ model's sizes, the MediaPipe peer on real photos and the report's speed and peer
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,14 @@ def test_onnx_export_matches_pytorch_at_any_batch(tiny, tmp_path):
     res = benchmark_onnx(sess, TINY_MODEL["input_size"], 1, 2, warmup=1, iters=2, throughput_warmup=0,
                          throughput_iters=1)
     assert res["latency"]["whole"]["median_ms"] > 0 and res["throughput"]["whole"]["batch"] == 2
+
+
+def test_onnx_export_refuses_a_resized_f0(tiny, tmp_path):
+    _, template, _ = tiny
+    model = build_model({**TINY_MODEL, "input_size": 128}, template)  # heatmap 16 != 128 / 4
+    with pytest.raises(ValueError, match="heatmap_size = input_size / 4 = 32, got 16"):
+        export_onnx(model, tmp_path / "m.onnx", 128)
+    assert not list(tmp_path.iterdir())
 
 
 def test_parity_detects_a_different_model(tiny, tmp_path):
@@ -222,3 +231,18 @@ def test_report_peer_row_and_speed_tables(tmp_path):
     assert "NOT within the 1e-4 m target" in text  # 2e-4 m is reported as a failure, not hidden
     assert "0.40 % of a training step, so it is not the bottleneck" in text
     assert "| mesh regressor | PyTorch | 1.00 | 0.20 | 12.50" in text
+
+
+def test_peer_stage_without_mediapipe_records_not_run(tmp_path, monkeypatch, repo_root, capsys):
+    import runpy
+
+    from cliphand.peers import mediapipe_hands as mph
+
+    shutil.copy(repo_root / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.setattr(mph, "available", lambda: False)
+    runpy.run_path(str(repo_root / "stages/peer_mediapipe.py"), run_name="__main__")
+    m = json.loads((tmp_path / "data/metrics/peer_mediapipe.json").read_text())
+    assert m["status"] == "not run" and "pip install '.[peers]'" in m["reason"]
+    assert (tmp_path / "data/peers/mediapipe").is_dir()  # the stage's declared output exists for DVC
+    assert "not run" in capsys.readouterr().out
