@@ -133,7 +133,7 @@ def benchmark_model(model, device: str = "cpu", latency_batch: int = 1, throughp
     xb = torch.randn(throughput_batch, 3, s, s, generator=gen).to(dev)
     pose_params = count_params(model.backbone) + count_params(model.joint_regressor)
     out = {"device": device_name(dev), "device_type": dev.type, "input_size": s,
-           "vertices": int(model.levels.positions[-1].shape[0]) if hasattr(model, "levels") else None,
+           "vertices": int(model.levels.positions[-1].shape[0]),
            "params": {"pose_features": pose_params, "mesh_regressor": count_params(model.mesh_regressor),
                       "inference": pose_params + count_params(model.mesh_regressor),
                       "text_branch": count_params(model.clip_head)},

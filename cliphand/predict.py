@@ -337,7 +337,7 @@ def predict_image(model: torch.nn.Module, meta: dict, image: np.ndarray, faces: 
     mirrored = handedness == "left"
 
     t0 = time.perf_counter()
-    crop, K_crop = crop_to_input(image, K, np.array([[0.0, 0.0, 1.0]]), S, box=np.asarray(square, np.float64))
+    crop, K_crop = crop_to_input(image, K, None, S, box=np.asarray(square, np.float64))
     K_in = K_crop
     if mirrored:
         crop = crop[:, ::-1]

@@ -26,7 +26,7 @@ from cliphand.data.sources import HandSamples
 from cliphand.io import atomic_path, save_json, save_npy, save_npz
 
 
-def crop_to_input(image: np.ndarray, K: np.ndarray, points_cam: np.ndarray, input_size: int, pad: float = 1.3,
+def crop_to_input(image: np.ndarray, K: np.ndarray, points_cam: np.ndarray | None, input_size: int, pad: float = 1.3,
                   rng: np.random.Generator | None = None, jitter: tuple[float, float] | None = None,
                   box: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Crop a square around the projected points (or a given square ``box``) and resize it to ``input_size``.
@@ -34,7 +34,8 @@ def crop_to_input(image: np.ndarray, K: np.ndarray, points_cam: np.ndarray, inpu
     Args:
         image: (H, W, 3) uint8 RGB.
         K: (3, 3) intrinsics of ``image`` in pixels.
-        points_cam: (N, 3) points (joints and/or vertices) in metres, camera frame, z > 0.
+        points_cam: (N, 3) points (joints and/or vertices) in metres, camera frame, z > 0; may be None
+            when ``box`` is given.
         input_size: S, side of the output in pixels.
         pad: side of the square = pad x the longer side of the points' 2D bounding box.
         rng, jitter: optional random crop jitter ``(shift, scale)``: the centre moves by up to
@@ -49,20 +50,26 @@ def crop_to_input(image: np.ndarray, K: np.ndarray, points_cam: np.ndarray, inpu
     """
     image = np.asarray(image)
     K = np.asarray(K, np.float64)
-    points_cam = np.asarray(points_cam, np.float64)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"crop_to_input: image must be uint8 (H,W,3), got {image.dtype} {image.shape}")
-    if K.shape != (3, 3) or points_cam.ndim != 2 or points_cam.shape[1] != 3:
-        raise ValueError(f"crop_to_input: K must be (3,3) and points (N,3), got {K.shape}, {points_cam.shape}")
-    if not np.all(points_cam[:, 2] > 0):
-        raise ValueError("crop_to_input: points must have z > 0 (camera frame)")
-    uv = project(points_cam, K)
-    lo, hi = uv.min(0), uv.max(0)
-    centre = (lo + hi) / 2
-    side = float((hi - lo).max()) * pad
+    if K.shape != (3, 3):
+        raise ValueError(f"crop_to_input: K must be (3,3), got {K.shape}")
+    if points_cam is None and box is None:
+        raise ValueError("crop_to_input: give the points or a box")
+    if points_cam is not None:
+        points_cam = np.asarray(points_cam, np.float64)
+        if points_cam.ndim != 2 or points_cam.shape[1] != 3:
+            raise ValueError(f"crop_to_input: points must be (N,3), got {points_cam.shape}")
+        if not np.all(points_cam[:, 2] > 0):
+            raise ValueError("crop_to_input: points must have z > 0 (camera frame)")
     if box is not None:
         x0, y0, side = (float(v) for v in box)
         centre, jitter = np.array([x0 + side / 2, y0 + side / 2]), None
+    else:
+        uv = project(points_cam, K)
+        lo, hi = uv.min(0), uv.max(0)
+        centre = (lo + hi) / 2
+        side = float((hi - lo).max()) * pad
     if jitter is not None:
         rng = rng if rng is not None else np.random.default_rng()
         shift, scale = jitter

@@ -17,17 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-from PIL import Image
 from tqdm import tqdm
 
 from cliphand.errors import DataError
-from cliphand.data.sources import mirror_labels
+from cliphand.data.freihand import check_hand_joints
+from cliphand.data.sources import ImageFiles, mirror_labels
 from cliphand.geometry import project
 
 N_LABELS = 583
 CROP = 256
-# Wrist -> middle MCP in a real adult hand is about 7-11 cm; accept a broad band to catch m / mm labels.
-WRIST_MCP_CM = (4.0, 16.0)
 
 
 def _loadmat(path: Path) -> dict:
@@ -109,12 +107,7 @@ def load_realworld(root: str | Path, mirror: bool = True, load_images: bool = Tr
     if len(image_path) != N_LABELS:
         raise DataError(f"{params_path}: 'image_path' has {len(image_path)} entries, expected {N_LABELS}")
 
-    wrist_mcp = np.median(np.linalg.norm(pose_gt[:, 9] - pose_gt[:, 0], axis=-1))
-    if not WRIST_MCP_CM[0] <= wrist_mcp <= WRIST_MCP_CM[1]:
-        raise DataError(f"{pose_path}: median wrist-middle MCP bone is {wrist_mcp:.4g}, expected "
-                        f"{WRIST_MCP_CM} cm: labels are not in centimetres")
-    if not np.all(pose_gt[..., 2] > 0):
-        raise DataError(f"{pose_path}: some joints have depth z <= 0 (not camera frame)")
+    check_hand_joints(pose_gt.astype(np.float64) / 100.0, pose_path, unit="centimetres")  # cm -> m
     if not np.allclose(pose_root, pose_gt[:, 0], atol=1e-3):
         raise DataError(f"{params_path}: 'pose_root' differs from joint 0 of {pose_path.name}")
     if np.any(bbox[:, 2] <= 0) or not np.array_equal(bbox[:, 2], bbox[:, 3]):
@@ -137,18 +130,8 @@ def load_realworld(root: str | Path, mirror: bool = True, load_images: bool = Tr
 
     out: dict[str, np.ndarray] = {"ids": ids, "paths": np.array([image_path[i] for i in ids])}
     if load_images:
-        images = np.empty((len(ids), CROP, CROP, 3), np.uint8)
-        for n, i in enumerate(tqdm(ids, desc="realworld images", leave=False)):
-            path = root / image_path[i]
-            try:
-                with Image.open(path) as im:
-                    im = im.convert("RGB")
-                    arr = np.asarray(im)
-            except Exception as exc:  # PIL: UnidentifiedImageError, OSError (truncated), SyntaxError ...
-                raise DataError(f"{path}: cannot decode image ({exc})") from exc
-            if arr.shape != (CROP, CROP, 3):
-                raise DataError(f"{path}: image is {arr.shape}, expected ({CROP}, {CROP}, 3)")
-            images[n] = arr[:, ::-1] if mirror else arr
+        files = ImageFiles([root / image_path[i] for i in ids], flip=np.full(len(ids), mirror), size=(CROP, CROP))
+        images = np.stack([files[n] for n in tqdm(range(len(files)), desc="realworld images", leave=False)])
         out["images"] = images
     if mirror:
         K, joints = mirror_labels(K, joints, CROP)
