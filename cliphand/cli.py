@@ -5,7 +5,8 @@ instead (for profiles that only change values). ``cliphand mano-verts --freihand
 ``cliphand predict INPUT [--out predictions/] [--checkpoint data/models/finetune.pt] [--box x0,y0,w,h]
 [--hand auto|left|right] [--focal F] ...`` runs a trained model on an image, a folder of images or a video
 and writes per image a JSON (3D joints in metres, 2D joints in pixels), a mesh and an overlay PNG
-(cliphand/predict.py)."""
+(cliphand/predict.py). ``cliphand experiments commands|collect`` prints the ``dvc exp run`` of each variant of
+the recipe search (reports/experiments.yaml) or gathers their measurements into reports/experiment_log.csv."""
 
 from __future__ import annotations
 
@@ -108,6 +109,27 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if summary["n_failed"] else 0
 
 
+def _experiments(args: argparse.Namespace) -> int:
+    from .experiment_log import collect, command, load_variants, write_csv
+    from .tracking import tracking_uri
+
+    try:
+        variants = load_variants(args.variants)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.action == "commands":
+        done = {r["name"] for r in collect(variants, tracking_uri()) if r["run_id"]} if not args.all else set()
+        for v in variants:
+            if v["name"] not in done:
+                print(command(v))
+        return 0
+    rows = collect(variants, tracking_uri())
+    write_csv(rows, args.out)
+    print(f"wrote {args.out}: {sum(bool(r['run_id']) for r in rows)} of {len(rows)} variants measured")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cliphand`` command."""
     parser = argparse.ArgumentParser(prog="cliphand", description=__doc__)
@@ -125,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     mv.add_argument("--out", type=Path, default=Path("data/freihand_train_verts.npy"))
     mv.add_argument("--limit", type=int, default=None, help="only the first N samples")
     mv.set_defaults(func=_mano_verts)
+    ex = sub.add_parser("experiments", help="the recipe search: dvc exp run commands of the variants, or collect "
+                        "their measurements from MLflow into the experiment log (cliphand/experiment_log.py)")
+    ex.add_argument("action", choices=("commands", "collect"))
+    ex.add_argument("--variants", type=Path, default=Path("reports/experiments.yaml"))
+    ex.add_argument("--out", type=Path, default=Path("reports/experiment_log.csv"))
+    ex.add_argument("--all", action="store_true", help="commands: also the variants that already ran")
+    ex.set_defaults(func=_experiments)
     pr = sub.add_parser("predict", help="run a trained model on an image, a folder of images or a video",
                         description="3D hand joints, mesh and overlay per image (cliphand/predict.py). Exit code 1 "
                         "when the input cannot be read or any image of a folder failed (the others are written).")

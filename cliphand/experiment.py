@@ -60,17 +60,33 @@ def model_cfg(params: dict, text_shape: tuple[int, int] | None = None, overrides
     return cfg
 
 
+#: the development subset of the real photos: label ids divisible by this (issue 9: select recipes on it and
+#: on the synthetic val split, never on the other real photos)
+REAL_DEV_EVERY = 4
+
+
+def validation_sets(params: dict, root: Path, limit: int) -> dict[str, PreparedSet]:
+    """Splits scored after every training epoch: ``val`` (the first ``limit`` samples of the synthetic
+    validation split) and ``real_dev`` (the real photos whose label id is divisible by
+    :data:`REAL_DEV_EVERY`, 100 of the 400) when ``data/prep/realworld`` exists."""
+    sets = {"val": PreparedSet(prep_dir(root, "val")).head(int(limit))}
+    real = prep_dir(root, "realworld")
+    if (real / "labels.npz").is_file():
+        rw = PreparedSet(real)
+        sets["real_dev"] = rw.select(rw.labels["ids"] % REAL_DEV_EVERY == 0)
+    return sets
+
+
 def run_pretrain(params: dict, root: Path, out: Path, log=None) -> list[dict]:
     """Pretrain the visual encoder and joint regressor (paper §4.2) and save ``out``."""
     template = read_template(resolve_path("data/prep/template.npz", root))
     train_set = PreparedSet(prep_dir(root, "train"))
-    val_set = PreparedSet(prep_dir(root, "val"))
     cfg = phase_cfg(params, "pretrain")
     mcfg = model_cfg(params)
     torch.manual_seed(int(cfg["seed"]))  # the initial weights follow the seed
     model = build_model(mcfg, template)
     history = train(model, train_set, cfg, phase="pretrain", work_path=out.with_suffix(".resume.pt"),
-                    val_set=val_set, log=log)
+                    val_sets=validation_sets(params, root, cfg["val_limit"]), log=log)
     save_checkpoint(out, model, mcfg, template, {"phase": "pretrain", "history": history,
                                                  "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
     return history
@@ -91,7 +107,6 @@ def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = N
     _, pre_ckpt = load_checkpoint(pre)
     template = pre_ckpt["template"]
     train_set = PreparedSet(prep_dir(root, "train"), text_path(root, "train", n_joints), limit=n_train)
-    val_set = PreparedSet(prep_dir(root, "val"))
     mcfg = model_cfg(params, train_set.text.shape[2:], overrides)
     cfg = phase_cfg(params, "finetune", {k: v for k, v in overrides.items() if k not in ABLATION_SWITCHES[1:]})
     cfg["n_joints"] = n_joints
@@ -102,7 +117,7 @@ def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = N
     model.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
     faces = torch.as_tensor(np.asarray(template["faces"]), dtype=torch.long)
     history = train(model, train_set, cfg, phase="finetune", work_path=out.with_suffix(".resume.pt"), faces=faces,
-                    val_set=val_set, log=log)
+                    val_sets=validation_sets(params, root, cfg["val_limit"]), log=log)
     save_checkpoint(out, model, mcfg, template, {"phase": "finetune", "history": history, "n_joints": n_joints,
                                                  "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
     return history

@@ -1,6 +1,7 @@
 """Training losses of CLIP-Hand3D (Guo et al., ACM MM 2023, Sec. 3), one small function per loss.
 
-Equations refer to the paper: eq. 3 / 7 contrastive pose-text loss, eq. 4 L1 on joints and vertices,
+Equations refer to the paper: eq. 3 / 7 contrastive pose-text loss, eq. 4 L1 on joints and vertices
+(plus our supervision of the lixel distributions, :func:`lixel_loss`, as in SimCC / RTMPose),
 eq. 5 mesh normal and edge-length losses (as in I2L-MeshNet and MobRecon), eq. 6 2D/3D consistency
 between two augmented views of one image. Every function checks its input shapes and raises
 ``ValueError`` with a clear message on a mismatch; all return a scalar tensor (mean over elements).
@@ -37,6 +38,42 @@ def l1_loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     """
     _require(pred.shape == gt.shape, f"l1_loss: pred {tuple(pred.shape)} and gt {tuple(gt.shape)} differ")
     return (pred - gt).abs().mean()
+
+
+def lixel_loss(logits: torch.Tensor, uvd_gt: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """KL divergence of each per-axis lixel distribution from a Gaussian label distribution (our addition).
+
+    The soft-argmax L1 of eq. 4 constrains only the mean of each lixel heatmap and leaves its shape free;
+    a multimodal heatmap then predicts the mean of its modes (Nibali et al., DSNT, 2018; Gu et al., ICLR
+    2022). As in SimCC / RTMPose (Li et al., ECCV 2022), the label of joint j on axis a is a Gaussian on the
+    lixel grid centred at the continuous ground-truth coordinate, normalised to sum 1:
+    ``q_i ∝ exp(-(i + 0.5 - c Hm)^2 / (2 sigma^2))`` with c the normalised coordinate (uvd convention,
+    :func:`cliphand.model.joint_regressor.lixel_centres`), and the loss is ``KL(q || softmax(logits))``
+    averaged over the joints and axes whose coordinate lies inside [0, 1] (a joint outside the crop has no
+    lixel to sit on; its L1 term still applies).
+
+    Args:
+        logits: (B, 3, J, Hm) per-axis lixel logits (x, y, z).
+        uvd_gt: (B, J, 3) normalised uvd ground truth.
+        sigma: standard deviation of the label Gaussian, in lixels (> 0).
+    Returns:
+        scalar tensor in nats, >= 0; 0 only when every prediction equals its label distribution.
+    Raises:
+        ValueError: shapes mismatch or sigma <= 0.
+    """
+    _require(logits.ndim == 4 and logits.shape[1] == 3,
+             f"lixel_loss: logits must be (B,3,J,Hm), got {tuple(logits.shape)}")
+    _require(uvd_gt.shape == (logits.shape[0], logits.shape[2], 3),
+             f"lixel_loss: uvd_gt must be ({logits.shape[0]},{logits.shape[2]},3), got {tuple(uvd_gt.shape)}")
+    _require(sigma > 0, f"lixel_loss: sigma must be > 0 lixels, got {sigma}")
+    hm = logits.shape[-1]
+    coord = uvd_gt.permute(0, 2, 1).to(logits.dtype)                              # (B, 3, J)
+    centres = torch.arange(hm, device=logits.device, dtype=logits.dtype) + 0.5      # lixel centres, lixels
+    log_q = -((centres - coord[..., None] * hm) ** 2) / (2.0 * sigma ** 2)
+    log_q = log_q - torch.logsumexp(log_q, dim=-1, keepdim=True)
+    kl = (log_q.exp() * (log_q - torch.log_softmax(logits, dim=-1))).sum(-1)        # (B, 3, J)
+    inside = ((coord >= 0) & (coord <= 1)).to(kl.dtype)
+    return (kl * inside).sum() / inside.sum().clamp(min=1.0)
 
 
 def normal_loss(pred_verts: torch.Tensor, gt_verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:

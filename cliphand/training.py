@@ -1,14 +1,15 @@
 """Training loop for both phases of the paper's schedule (§4.2):
 
-- ``pretrain``: visual encoder + joint regressor, L1 on the lixel soft-argmax uvd joints (eq. 4), one
-  augmented view (random in-plane rotation and scale, photometric jitter).
+- ``pretrain``: visual encoder + joint regressor, L1 on the lixel soft-argmax uvd joints (eq. 4) plus the
+  lixel distribution loss (:func:`cliphand.losses.lixel_loss`), one augmented view (amplitude-spectrum mix,
+  photometric jitter, random in-plane rotation, scale and shift).
 - ``finetune``: the full model end to end from the pretrained weights with the total loss (§3.5)
   ``alpha1 * (L_joint + L_vert) + alpha2 * (L_normal + L_edge) + alpha3 * L_consistency + alpha4 * L_clip``
   (eqs. 4-7) over two views per image (see :mod:`cliphand.data.augment`; the CLIP loss sees view a,
   whose pose matches the cached prompts).
 
-AdamW, step decay ``x lr_decay`` every ``decay_every`` of the run's epochs (paper: x0.25 every 50 of 200
-epochs). A checkpoint is written after every epoch (temp file, then rename) and training resumes from it
+AdamW with a per-step schedule (:func:`make_optimizer`: warm-up then cosine decay by default; the paper's
+step decay ``x lr_decay`` every ``decay_every`` of the run's epochs as an option). A checkpoint is written after every epoch (temp file, then rename) and training resumes from it
 after an interruption; a finished run removes it.
 """
 
@@ -25,7 +26,7 @@ from tqdm import tqdm
 
 from . import losses as L
 from .config import fingerprint
-from .data.augment import apply_affine_uvd, normalise, photometric, random_affine, warp
+from .data.augment import apply_affine_uvd, geometric_view, normalise, style
 from .data.loader import PreparedSet, iterate
 from .errors import TrainingError
 from .geometry import uvd_to_xyz
@@ -63,14 +64,38 @@ def _float_outputs(out: dict) -> dict:
     return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in out.items()}
 
 
-def make_optimizer(model: torch.nn.Module, cfg: dict):
-    """AdamW with ``cfg['lr']``/``cfg['weight_decay']`` and a StepLR of ``cfg['lr_decay']`` every
-    ``round(cfg['decay_every'] * epochs)`` epochs (paper: 1e-3, x0.25 every quarter of the run)."""
+def make_optimizer(model: torch.nn.Module, cfg: dict, steps_per_epoch: int):
+    """AdamW (``cfg['lr']``, ``cfg['weight_decay']``) and a per-step learning-rate schedule.
+
+    ``cfg['schedule']``:
+    - ``cosine`` (default): linear warm-up over ``warmup_steps`` steps from 0, then cosine decay to 0 at the
+      last step (Loshchilov & Hutter, SGDR, 2017; as in open_clip and nanoGPT);
+    - ``step`` (the paper, §4.2): x ``lr_decay`` every ``round(decay_every * epochs)`` epochs (paper: 1e-3,
+      x0.25 every 50 of 200 epochs), after the same warm-up.
+
+    Returns:
+        (optimizer, LambdaLR scheduler stepped after every optimizer step).
+    Raises:
+        ValueError: unknown schedule.
+    """
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=float(cfg["lr"]),
-                            weight_decay=float(cfg.get("weight_decay", 1e-4)))
-    step = max(1, round(float(cfg.get("decay_every", 0.25)) * int(cfg["epochs"])))
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step, gamma=float(cfg.get("lr_decay", 0.25)))
-    return opt, sched
+                            weight_decay=float(cfg["weight_decay"]))
+    epochs, schedule = int(cfg["epochs"]), str(cfg.get("schedule", "cosine"))
+    total, warmup = max(1, epochs * steps_per_epoch), int(cfg.get("warmup_steps", 0))
+    if schedule not in ("cosine", "step"):
+        raise ValueError(f"schedule must be 'cosine' or 'step', got {schedule!r}")
+    every = max(1, round(float(cfg.get("decay_every", 0.25)) * epochs)) * steps_per_epoch
+    decay = float(cfg.get("lr_decay", 0.25))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "step":
+            return decay ** (step // every)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def _check_finite(terms: dict[str, torch.Tensor], where: str) -> None:
@@ -81,16 +106,17 @@ def _check_finite(terms: dict[str, torch.Tensor], where: str) -> None:
 
 def pretrain_step(model, batch, cfg: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Loss terms of one pretraining step (random affine view, L1 on uvd joints)."""
-    aug = cfg.get("augment", {})
-    x = photometric(batch["image"], gen, float(aug.get("photometric", 0.3)))
-    theta, A = random_affine(x.shape[0], gen, float(aug.get("rotation_deg", 30)), tuple(aug.get("scale", (0.9, 1.1))))
-    x = warp(x, theta)
+    aug = cfg["augment"]
+    x, A = geometric_view(style(batch["image"], gen, aug), gen, aug)
     dev = model_device(model)
     with _autocast(dev, cfg.get("amp", False)):
         out = _float_outputs(model.pose_features(normalise(x).to(dev, non_blocking=True)))
     gt = apply_affine_uvd(batch["uvd"], A).to(dev)
-    joint = L.l1_loss(out["uvd"], gt)
-    return {"joint": joint, "total": joint}
+    w = cfg["loss"]
+    terms = {"joint": L.l1_loss(out["uvd"], gt)}
+    terms["lixel"] = L.lixel_loss(out["lixel_logits"], gt, float(w["lixel_sigma"]))
+    terms["total"] = terms["joint"] + float(w["lixel"]) * terms["lixel"]
+    return terms
 
 
 def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Tensor, input_size: int,
@@ -99,11 +125,10 @@ def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Te
 
     Returns the terms (each a scalar tensor, ``total`` included) and the model outputs of view a.
     """
-    aug, w = cfg.get("augment", {}), cfg["loss"]
+    aug, w = cfg["augment"], cfg["loss"]
     b = batch["image"].shape[0]
-    xa = photometric(batch["image"], gen, float(aug.get("photometric", 0.3)))
-    theta, A = random_affine(b, gen, float(aug.get("rotation_deg", 30)), tuple(aug.get("scale", (0.9, 1.1))))
-    xb = warp(photometric(batch["image"], gen, float(aug.get("photometric", 0.3))), theta)
+    xa = style(batch["image"], gen, aug)
+    xb, A = geometric_view(style(batch["image"], gen, aug), gen, aug)
     use_clip = bool(cfg.get("use_clip", True)) and "text" in batch and float(w["alpha4"]) > 0
     # augmentation draws from the CPU generator `gen` (reproducible on any device); the model runs on its own
     dev = model_device(model)
@@ -115,7 +140,8 @@ def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Te
     verts_gt = torch.cat([batch["verts_uvd"], apply_affine_uvd(batch["verts_uvd"], A)]).to(dev)
     A = A.to(dev)
     batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items() if k in ("K", "root_depth", "verts")}
-    terms = {"joint": L.l1_loss(out["uvd"], uvd_gt), "vert": L.l1_loss(out["verts"], verts_gt)}
+    terms = {"joint": L.l1_loss(out["uvd"], uvd_gt), "vert": L.l1_loss(out["verts"], verts_gt),
+             "lixel": L.lixel_loss(out["lixel_logits"], uvd_gt, float(w["lixel_sigma"]))}
     coarse = out.get("verts_coarse", [])
     for pred, target in zip(coarse, model.coarse_targets(uvd_gt, verts_gt)):
         terms["vert"] = terms["vert"] + L.l1_loss(pred, target) / len(coarse)
@@ -132,7 +158,7 @@ def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Te
     if use_clip:
         clip, _ = L.clip_loss(out["pose_emb"][:b], out["text_emb"][:b], out["logit_scale"])
         terms["clip"] = clip
-    total = (float(w["alpha1"]) * (terms["joint"] + terms["vert"])
+    total = (float(w["alpha1"]) * (terms["joint"] + terms["vert"]) + float(w["lixel"]) * terms["lixel"]
              + float(w["alpha2"]) * (terms["normal"] + terms["edge"])
              + float(w["alpha3"]) * terms["consistency"]
              + float(w["alpha4"]) * terms.get("clip", torch.zeros(())))
@@ -172,17 +198,21 @@ def to_camera(uvd: np.ndarray, dataset: PreparedSet, input_size: int, depth_rang
                       dataset.labels["root_depth"].astype(np.float64), input_size, depth_range)
 
 
-def _val_mpjpe_mm(model, val_set: PreparedSet, input_size: int, depth_range: float, limit: int) -> float:
-    sub = val_set.head(limit)
-    pred = predict(model, sub, with_mesh=False)
-    xyz = to_camera(pred["uvd"], sub, input_size, depth_range)
-    gt = sub.labels["joints"]
-    err = np.linalg.norm((xyz - xyz[:, :1]) - (gt - gt[:, :1]), axis=-1)
-    return float(err.mean() * 1000)
+def validation_metrics(model, dataset: PreparedSet, input_size: int, depth_range: float) -> dict[str, float]:
+    """Joint errors of the model on a prepared split, in mm: ``pa_mpjpe_mm`` (per-sample Procrustes, the
+    FreiHAND protocol) and ``mpjpe_mm`` (root-relative, no alignment), over the split's samples."""
+    from .metrics import procrustes_align_batch
+
+    pred = predict(model, dataset, with_mesh=False)
+    xyz = to_camera(pred["uvd"], dataset, input_size, depth_range)
+    gt = dataset.labels["joints"].astype(np.float64)
+    pa = np.linalg.norm(procrustes_align_batch(xyz, gt) - gt, axis=-1).mean()
+    rel = np.linalg.norm((xyz - xyz[:, :1]) - (gt - gt[:, :1]), axis=-1).mean()
+    return {"pa_mpjpe_mm": float(pa * 1000), "mpjpe_mm": float(rel * 1000)}
 
 
 def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Path, faces: torch.Tensor | None = None,
-          val_set: PreparedSet | None = None, log: LogFn | None = None) -> list[dict]:
+          val_sets: dict[str, PreparedSet] | None = None, log: LogFn | None = None) -> list[dict]:
     """Train ``model`` in place for ``cfg['epochs']`` epochs, resuming from ``work_path`` if it holds a
     checkpoint of the same settings.
 
@@ -194,9 +224,12 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
             ``auto``, see :func:`resolve_device`; the model is moved there) and amp (bfloat16 autocast on CUDA).
         work_path: the resume checkpoint (written after every epoch atomically, removed at the end).
         faces: (F, 3) template faces (finetune).
+        val_sets: name -> split scored after every epoch by :func:`validation_metrics` (e.g. the synthetic
+            ``val`` split and ``real_dev``, the development subset of the real photos); recorded as
+            ``<name>_pa_mpjpe_mm`` and ``<name>_mpjpe_mm``.
         log: called as ``log(metrics, epoch)`` after every epoch (MLflow).
     Returns:
-        Per-epoch history: dicts of mean loss terms, lr, val MPJPE (mm, root-relative) and seconds.
+        Per-epoch history: dicts of mean loss terms, lr, validation errors (mm), seconds and samples/s.
     Raises:
         TrainingError: a non-finite loss (names the phase, epoch, step and term).
     """
@@ -209,7 +242,10 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
     torch.manual_seed(int(cfg.get("seed", 0)))
     gen = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
     rng = np.random.default_rng(int(cfg.get("seed", 0)))
-    opt, sched = make_optimizer(model, cfg)
+    steps = len(train_set) // bs
+    if cfg.get("max_steps_per_epoch"):
+        steps = min(steps, int(cfg["max_steps_per_epoch"]))
+    opt, sched = make_optimizer(model, cfg, steps)
     key = fingerprint({"phase": phase, "cfg": cfg, "n": len(train_set)})
     history: list[dict] = []
     start = 0
@@ -226,9 +262,6 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
             history, start = state["history"], state["epoch"] + 1
             print(f"[{phase}] resuming from {work_path} after epoch {start}/{epochs}")
     input_size, depth_range = int(cfg["input_size"]), float(cfg["depth_range"])
-    steps = len(train_set) // bs
-    if cfg.get("max_steps_per_epoch"):
-        steps = min(steps, int(cfg["max_steps_per_epoch"]))
     model.train()
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
@@ -246,17 +279,18 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt.step()
+            sched.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}")
         bar.close()
-        sched.step()
         record = {f"loss_{k}": v / max(1, steps) for k, v in sums.items()}
-        record.update(epoch=epoch + 1, lr=opt.param_groups[0]["lr"], seconds=round(time.perf_counter() - t0, 2),
+        record.update(epoch=epoch + 1, steps=steps, lr=opt.param_groups[0]["lr"],
+                      seconds=round(time.perf_counter() - t0, 2),
                       samples_per_s=round(steps * bs / max(1e-9, time.perf_counter() - t0), 2))
-        if val_set is not None:
-            record["val_mpjpe_mm"] = _val_mpjpe_mm(model, val_set, input_size, depth_range,
-                                                   int(cfg.get("val_limit", 256)))
+        for name, vset in (val_sets or {}).items():
+            for k, v in validation_metrics(model, vset, input_size, depth_range).items():
+                record[f"{name}_{k}"] = v
             model.train()
         history.append(record)
         print(f"[{phase}] epoch {epoch + 1}/{epochs} " + " ".join(

@@ -5,4 +5,6 @@ from cliphand.stage import stage_context
 
 with stage_context("pretrain") as st:
     history = run_pretrain(st.params, st.root, st.path("data/models/pretrain.pt"), log=st.run.log_metrics)
-    st.finish({"epochs": len(history), **{f"final_{k}": v for k, v in history[-1].items() if k != "epoch"}})
+    st.finish({"epochs": len(history), "total_steps": sum(h["steps"] for h in history),
+               "train_s": round(sum(h["seconds"] for h in history), 1),
+               **{f"final_{k}": v for k, v in history[-1].items() if k not in ("epoch", "steps")}})

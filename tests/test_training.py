@@ -14,10 +14,13 @@ from cliphand.evaluation import evaluate_split
 from cliphand.training import train
 from helpers import TINY_MODEL, tiny_template, write_tiny_split
 
-CFG = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-4, "lr_decay": 0.25, "decay_every": 0.5,
-       "seed": 0, "input_size": 64, "depth_range": 0.3, "val_limit": 8,
-       "augment": {"rotation_deg": 20, "scale": [0.9, 1.1], "photometric": 0.2},
-       "loss": {"alpha1": 1.0, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1}, "use_clip": True}
+AUG = {"rotation_deg": 20, "scale": [0.9, 1.1], "shift": 0.05, "photometric": 0.2, "amplitude_mix": 0.5,
+       "amplitude_beta": 0.1}
+NO_AUG = {"rotation_deg": 0, "scale": [1, 1], "shift": 0.0, "photometric": 0, "amplitude_mix": 0.0, "amplitude_beta": 0.1}
+CFG = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_steps": 2,
+       "lr_decay": 0.25, "decay_every": 0.5, "seed": 0, "input_size": 64, "depth_range": 0.3, "val_limit": 8,
+       "augment": AUG, "loss": {"alpha1": 1.0, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1, "lixel": 0.1,
+                                "lixel_sigma": 1.0}, "use_clip": True}
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +42,10 @@ def test_finetune_runs_and_evaluates(tiny):
     model = _model(template)
     ds = PreparedSet(root / "train", root / "train_text.npz")
     hist = train(model, ds, CFG, phase="finetune", work_path=root / "ft.resume.pt",
-                 faces=torch.as_tensor(template["faces"], dtype=torch.long), val_set=PreparedSet(root / "val"))
+                 faces=torch.as_tensor(template["faces"], dtype=torch.long), val_sets={"val": PreparedSet(root / "val")})
     assert len(hist) == 2 and not (root / "ft.resume.pt").exists()
-    for key in ("loss_joint", "loss_vert", "loss_normal", "loss_edge", "loss_consistency", "loss_clip", "val_mpjpe_mm"):
+    for key in ("loss_joint", "loss_vert", "loss_normal", "loss_edge", "loss_consistency", "loss_clip", "loss_lixel",
+                "val_mpjpe_mm", "val_pa_mpjpe_mm"):
         assert np.isfinite(hist[-1][key]), key
     scores, preds = evaluate_split(model, PreparedSet(root / "train", root / "train_text.npz"), 64, 0.3,
                                    retrieval_batch_sizes=(8,))
@@ -54,7 +58,7 @@ def test_pretrain_reduces_joint_loss(tiny):
     root, template = tiny
     model = _model(template)
     ds = PreparedSet(root / "train").head(8)
-    cfg = {**CFG, "epochs": 25, "batch_size": 8, "augment": {"rotation_deg": 0, "scale": [1, 1], "photometric": 0}}
+    cfg = {**CFG, "epochs": 25, "batch_size": 8, "augment": NO_AUG}
     hist = train(model, ds, cfg, phase="pretrain", work_path=root / "pre.resume.pt")
     assert hist[-1]["loss_joint"] < 0.7 * hist[0]["loss_joint"]
 

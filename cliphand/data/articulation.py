@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cliphand.data.hand_model import RiggedHand
+from scipy.linalg import orthogonal_procrustes
+
+from cliphand.data.hand_model import JOINTS21, RiggedHand
 from cliphand.errors import DataError
 
 FINGERS = ("thumb", "index", "middle", "ring", "little")
@@ -142,7 +144,7 @@ class Articulator:
     def __init__(self, hand: RiggedHand, gestures: np.ndarray | None = None):
         self.hand = hand
         b = hand.bind_joints
-        self.normal = palm_frame(hand.joints21)[:, 2]
+        self.normal = palm_frame(b[JOINTS21])[:, 2]  # of the skin joints: axes do not depend on label offsets
         n_j = len(hand.joint_names)
         self.flex_axis = np.zeros((n_j, 3))
         self.abd_axis = np.zeros((n_j, 3))
@@ -282,3 +284,78 @@ class Articulator:
                 ct * hi[3] * rng.uniform(0.3, 1.0) + rng.normal(0, 5),
                 0.0]
         return self.clip(a)
+
+
+def _similarity(target: np.ndarray, source: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity (s, R, t) with ``target ~ s * source @ R + t`` in least squares (Umeyama / Procrustes).
+    target, source: (N, 3)."""
+    mt, ms = target.mean(0), source.mean(0)
+    t0, s0 = target - mt, source - ms
+    R, sc = orthogonal_procrustes(s0, t0)
+    s = sc / max(float((s0 ** 2).sum()), 1e-12)
+    return s, R, mt - s * ms @ R
+
+
+def label_fit_error(hand: RiggedHand, poses: np.ndarray, articulator: "Articulator | None" = None) -> np.ndarray:
+    """How well the hand's label joints can reproduce target poses: per pose, the angles of
+    :meth:`Articulator.fit_angles`, then the mean joint distance after a similarity alignment (PA-MPJPE).
+
+    Args:
+        hand: the rigged hand (with its current ``label_offsets``). poses: (N, 21, 3) right-hand joints,
+            FreiHAND order, metres.
+    Returns:
+        (N, 21) distances in metres.
+    """
+    art = articulator or Articulator(hand)
+    out = []
+    for X in np.asarray(poses, np.float64):
+        _, L = hand.pose(art.rotations(art.fit_angles(X)))
+        s, R, t = _similarity(X, L)
+        out.append(np.linalg.norm(s * L @ R + t - X, axis=1))
+    return np.array(out)
+
+
+def calibrate_label_offsets(hand: RiggedHand, poses: np.ndarray, iters: int = 5, ridge: float = 1.0) -> np.ndarray:
+    """Label offsets (:attr:`RiggedHand.label_offsets`) that make the hand's 21 label joints follow the
+    joint convention of the target poses (e.g. the 500 Ge et al. gestures, :func:`load_gestures`).
+
+    The WebXR asset's "tip" joints sit about 12 mm short of the fingertip and its thumb base about 15 mm
+    further from the wrist than the FreiHAND / Ge et al. labels, a convention gap that no network trained on
+    the renders can close (on Ge et al.'s real photos it costs about 7 mm PA-MPJPE for the best articulation
+    of the unchanged skeleton). Alternating least squares: (1) fit the angles of every pose
+    (:meth:`Articulator.fit_angles`) and the similarity aligning the posed labels to it; (2) given those, each
+    joint's offset (3 numbers, in the frame of its carrier bone) enters linearly: solve the normal equations
+    with a ridge ``ridge`` (in units of one pose's weight) towards no offset.
+
+    Args:
+        hand: the rigged hand (its own label_offsets are the starting point).
+        poses: (N, 21, 3) right-hand joints, FreiHAND order, metres.
+        iters: alternations. ridge: Tikhonov weight (>= 0).
+    Returns:
+        (21, 3) offsets, metres, template frame.
+    Raises:
+        ValueError: poses not (N, 21, 3) with N >= 1.
+    """
+    poses = np.asarray(poses, np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (21, 3) or len(poses) == 0:
+        raise ValueError(f"calibrate_label_offsets: poses must be (N, 21, 3), got {poses.shape}")
+    base = RiggedHand(**{**hand.__dict__, "label_offsets": None})
+    bind, carrier = base.joints21, base.label_carriers
+    art = Articulator(base)
+    delta = np.zeros((21, 3)) if hand.label_offsets is None else hand.label_offsets.copy()
+    for _ in range(iters):
+        M = np.tile(np.eye(3) * ridge, (21, 1, 1))
+        rhs = np.zeros((21, 3))
+        cur = RiggedHand(**{**base.__dict__, "label_offsets": delta})
+        for X in poses:
+            A = base.transforms(art.rotations(art.fit_angles(X)))
+            _, L = cur.pose(art.rotations(art.fit_angles(X)))
+            s, R, t = _similarity(X, L)
+            for j in range(21):
+                Rc, tc = A[carrier[j], :3, :3], A[carrier[j], :3, 3]
+                J = s * R.T @ Rc                        # d(aligned label j) / d(offset j)
+                r = X[j] - (s * (Rc @ bind[j] + tc) @ R + t)
+                M[j] += J.T @ J
+                rhs[j] += J.T @ r
+        delta = np.linalg.solve(M, rhs[..., None])[..., 0]
+    return delta

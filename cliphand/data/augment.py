@@ -57,8 +57,43 @@ def photometric(x: torch.Tensor, gen: torch.Generator, strength: float = 0.3) ->
     return x.clamp_(0.0, 1.0)
 
 
-def random_affine(batch: int, gen: torch.Generator, max_rot_deg: float, scale_range: tuple[float, float]):
-    """Random in-plane rotation and scale about the image centre.
+def amplitude_mix(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, beta: float = 0.1) -> torch.Tensor:
+    """Frequency-domain (amplitude-spectrum) augmentation: for a share ``p`` of the images, the low-frequency
+    amplitude spectrum is mixed with that of another image of the batch, the phase kept.
+
+    Amplitude carries much of an image's "style" (colour cast, illumination, texture statistics), phase its
+    structure (Oppenheim & Lim 1981); swapping or mixing low-frequency amplitudes between images narrows
+    the synthetic-to-real gap (FDA, Yang & Soatto, CVPR 2020; amplitude mix, FACT, Xu et al., CVPR 2021).
+    Per image: partner j = a random other image, lambda ~ U(0, 1); inside the centred square of side
+    ``beta`` x the image side of the shifted spectrum, ``|X| <- (1 - lambda) |X| + lambda |X_j|``.
+
+    Args:
+        x: (B, 3, H, W) in [0, 1]. p: share of images changed. beta: window side as a fraction of H (0-1).
+    Returns:
+        (B, 3, H, W) in [0, 1] (float32).
+    """
+    b, _, h, w = x.shape
+    if p <= 0 or beta <= 0 or b < 2:
+        return x
+    pick = torch.rand(b, generator=gen) < p
+    partner = (torch.arange(b) + torch.randint(1, b, (b,), generator=gen)) % b
+    lam = torch.rand(b, generator=gen) * pick.float()
+    spec = torch.fft.fftshift(torch.fft.fft2(x.float()), dim=(-2, -1))
+    amp, phase = spec.abs(), spec.angle()
+    r = max(1, int(round(beta * min(h, w) / 2)))
+    cy, cx = h // 2, w // 2
+    win = torch.zeros(h, w)
+    win[cy - r:cy + r + 1, cx - r:cx + r + 1] = 1.0
+    mix = lam.view(b, 1, 1, 1) * win
+    amp = amp * (1 - mix) + amp[partner] * mix
+    out = torch.fft.ifft2(torch.fft.ifftshift(torch.polar(amp, phase), dim=(-2, -1))).real
+    return out.clamp_(0.0, 1.0)
+
+
+def random_affine(batch: int, gen: torch.Generator, max_rot_deg: float, scale_range: tuple[float, float],
+                  shift: float = 0.0):
+    """Random in-plane rotation and scale about the image centre, then a shift of up to ``shift`` x the image
+    side per axis.
 
     Returns:
         theta: (B, 2, 3) for ``F.affine_grid`` (maps view-b normalised coords to view a's);
@@ -70,16 +105,20 @@ def random_affine(batch: int, gen: torch.Generator, max_rot_deg: float, scale_ra
     c, si = torch.cos(ang), torch.sin(ang)
     R = torch.stack([torch.stack([c, -si], -1), torch.stack([si, c], -1)], -2)      # (B, 2, 2)
     theta = torch.cat([R.transpose(1, 2) / s[:, None, None], torch.zeros(batch, 2, 1)], dim=2)
+    t = (2 * torch.rand(batch, 2, 1, generator=gen) - 1) * shift        # normalised uv of view b
     sR = R * s[:, None, None]
     centre = torch.full((batch, 2, 1), 0.5)
-    A = torch.cat([sR, centre - sR @ centre], dim=2)
+    A = torch.cat([sR, centre - sR @ centre + t], dim=2)
+    # affine_grid works in [-1, 1] coordinates: a shift t in uv is -2 t R^T / s in view a's grid
+    theta[:, :, 2:] = -(R.transpose(1, 2) / s[:, None, None]) @ (2 * t)
     return theta, A
 
 
 def warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Resample (B, C, H, W) images with ``theta`` from :func:`random_affine` (zeros outside)."""
+    """Resample (B, C, H, W) images with ``theta`` from :func:`random_affine`. Outside the crop the image is
+    mirrored at its border (no black corners: real crops never have them)."""
     grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
 def apply_affine_uvd(uvd: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
@@ -87,3 +126,21 @@ def apply_affine_uvd(uvd: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     (a roll about the optical axis and a zoom keep root-relative depth)."""
     uv = uvd[..., :2] @ A[:, :, :2].transpose(1, 2) + A[:, None, :, 2]
     return torch.cat([uv, uvd[..., 2:]], dim=-1)
+
+
+def style(x: torch.Tensor, gen: torch.Generator, aug: dict) -> torch.Tensor:
+    """The appearance part of a training view: :func:`amplitude_mix` (``aug['amplitude_mix']`` share,
+    ``aug['amplitude_beta']`` window) then :func:`photometric` (``aug['photometric']``). (B, 3, H, W) in [0, 1]."""
+    x = amplitude_mix(x, gen, float(aug["amplitude_mix"]), float(aug["amplitude_beta"]))
+    return photometric(x, gen, float(aug["photometric"]))
+
+
+def geometric_view(x: torch.Tensor, gen: torch.Generator, aug: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The geometric part of a training view: :func:`random_affine` with ``aug['rotation_deg']``,
+    ``aug['scale']`` and ``aug['shift']``, applied by :func:`warp`.
+
+    Returns:
+        (warped images (B, 3, H, W), A (B, 2, 3) mapping the input's normalised uv to the view's).
+    """
+    theta, A = random_affine(x.shape[0], gen, float(aug["rotation_deg"]), tuple(aug["scale"]), float(aug["shift"]))
+    return warp(x, theta), A

@@ -83,8 +83,11 @@ def load_split(name: str, params: dict, root: Path) -> HandSamples:
         from .realworld import load_realworld
 
         real = load_realworld(resolve_path("data/raw/realworld", root), mirror=True)
+        n, side = len(real["ids"]), real["images"].shape[1]
+        # the dataset's own crops (the whole 256 x 256 image), never a box from the ground-truth joints
         return HandSamples(name="realworld", images=real["images"], K=real["K"], joints=real["joints"],
-                           ids=real["ids"], mirrored=np.ones(len(real["ids"]), bool), protocol="realworld")
+                           ids=real["ids"], mirrored=np.ones(n, bool), protocol="realworld",
+                           boxes=np.tile(np.array([0.0, 0.0, side]), (n, 1)))
     if name == "rhd_eval":
         from .rhd import load_rhd
 

@@ -84,6 +84,12 @@ class RiggedHand:
         weld: (V,) int64 index of the first vertex at the same bind position (the asset splits the
             surface along UV seams; welded, the WebXR hand is a closed surface, and shading averages
             normals over welded vertices).
+        label_offsets: optional (21, 3) metres, template frame: the 21 label joints (FreiHAND order) sit at
+            the bind positions of their skin joints plus these offsets, and move with the skin joint's parent
+            (the wrist with itself), i.e. rigidly with the bone they sit on. None = the asset's own joints.
+            The WebXR "tip" joints sit mid-way along the distal phalanx and its thumb base 5 cm from the wrist,
+            unlike FreiHAND's and Ge et al.'s labels (tips on the skin of the fingertip); see
+            :func:`cliphand.data.articulation.calibrate_label_offsets`.
     """
 
     verts: np.ndarray
@@ -95,10 +101,21 @@ class RiggedHand:
     weights: np.ndarray
     path: str = ""
     weld: np.ndarray | None = None
+    label_offsets: np.ndarray | None = None
 
     def __post_init__(self):
         if self.weld is None:
             self.weld = weld_index(self.verts)
+        if self.label_offsets is not None:
+            self.label_offsets = np.asarray(self.label_offsets, dtype=np.float64)
+            if self.label_offsets.shape != (21, 3) or not np.all(np.isfinite(self.label_offsets)):
+                raise ValueError(f"label_offsets must be finite (21, 3) metres, got {self.label_offsets.shape}")
+
+    @property
+    def label_carriers(self) -> np.ndarray:
+        """(21,) index of the skin joint whose transform carries each label joint: the parent of its skin
+        joint (the bone it ends), the wrist for the wrist."""
+        return np.where(JOINTS21 == 0, 0, self.parents[JOINTS21])
 
     @property
     def bind_joints(self) -> np.ndarray:
@@ -107,8 +124,9 @@ class RiggedHand:
 
     @property
     def joints21(self) -> np.ndarray:
-        """(21, 3) bind positions of the 21 FreiHAND-order joints, metres."""
-        return self.bind_world[JOINTS21, :3, 3].copy()
+        """(21, 3) bind positions of the 21 FreiHAND-order label joints, metres (skin joints + label_offsets)."""
+        j = self.bind_world[JOINTS21, :3, 3].copy()
+        return j if self.label_offsets is None else j + self.label_offsets
 
     @classmethod
     def from_glb(cls, path: str | os.PathLike) -> "RiggedHand":
@@ -224,12 +242,13 @@ class RiggedHand:
             rotations: (25, 3, 3) local joint rotations, axes of the template frame, applied about each
                 joint's bind position (see module docstring); None = bind pose.
         Returns:
-            verts (V, 3) and joints (21, 3, FreiHAND order), float64 metres, template frame.
+            verts (V, 3) and the 21 label joints (FreiHAND order, :attr:`joints21` moved by their carriers),
+            float64 metres, template frame.
         """
         A = self.transforms(rotations)
         S = A @ self.bind_world @ self.inverse_bind  # (25, 4, 4) skinning matrices
         M = np.einsum("vj,jab->vab", self.weights, S[:, :3, :])  # (V, 3, 4)
         verts = np.einsum("vab,vb->va", M[:, :, :3], self.verts) + M[:, :, 3]
-        b = self.bind_joints
-        joints = np.einsum("jab,jb->ja", A[:, :3, :3], b) + A[:, :3, 3]
-        return verts, joints[JOINTS21]
+        c = self.label_carriers
+        joints = np.einsum("jab,jb->ja", A[c, :3, :3], self.joints21) + A[c, :3, 3]
+        return verts, joints

@@ -57,13 +57,27 @@ class PreparedSet:
         """The first ``limit`` samples as a view (no copy of the memory-mapped images)."""
         if limit >= self.n:
             return self
+        return self.select(np.arange(int(limit)))
+
+    def select(self, index: np.ndarray) -> "PreparedSet":
+        """The samples at ``index`` (sorted integer positions, or a boolean mask of length n) as a new set;
+        ``head`` keeps the memory map, other selections read their images into memory.
+
+        Raises:
+            DataError: an empty selection or a position outside 0..n-1.
+        """
+        index = np.asarray(index)
+        index = np.nonzero(index)[0] if index.dtype == bool else np.sort(index.astype(np.int64))
+        if index.size == 0 or index.min() < 0 or index.max() >= self.n:
+            raise DataError(f"{self.dir}: selection of {index.size} samples is empty or outside 0..{self.n - 1}")
         view = object.__new__(PreparedSet)
         view.__dict__.update(self.__dict__)
-        view.n = int(limit)
-        view.images = self.images[:limit]
-        view.labels = {k: v[:limit] for k, v in self.labels.items()}
-        view.text = None if self.text is None else self.text[:limit]
-        view.prompts = None if self.text is None else self.prompts[:limit]
+        prefix = np.array_equal(index, np.arange(index.size))
+        view.n = int(index.size)
+        view.images = self.images[: index.size] if prefix else self.images[index]
+        view.labels = {k: v[index] for k, v in self.labels.items()}
+        view.text = None if self.text is None else self.text[index]
+        view.prompts = None if self.text is None else self.prompts[index]
         return view
 
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:

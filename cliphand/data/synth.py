@@ -2,9 +2,19 @@
 ``synthesize`` stage that writes them (file formats: the design's "synthesize stage").
 
 One sample (:func:`render_sample`): random articulation (:mod:`cliphand.data.articulation`), random hand
-size, global rotation, camera (focal length, principal point, distance, position in the image), skin
-tone, light, background (photo or procedural, :mod:`cliphand.data.backgrounds`), occluders, then blur,
-colour jitter, noise and JPEG compression. Rendering: :mod:`cliphand.data.render`.
+size, global rotation, camera (focal length, principal point, distance, position in the image), a forearm
+attached at the wrist, often in a sleeve (:mod:`cliphand.data.forearm`), skin, lights, background
+(photo, indoor-clutter collage or procedural texture, :mod:`cliphand.data.backgrounds`), occluders, then
+blur, colour jitter, noise and JPEG compression. Rendering: :mod:`cliphand.data.render` (hand and forearm
+in one z-buffer). The labels (``joints``, ``verts``) are the hand's only.
+
+Skin: a random tone from light to dark with low-frequency colour variation shared by hand and forearm,
+per-vertex mottling (``skin_mottle``), darker and slightly redder creases (concave mesh regions,
+``crease_darken``), fingernails (:func:`nail_weights`: lighter, pinker and more specular patches on the
+back of the distal phalanges) and a fine per-pixel grain (``skin_grain``). Lights: a key light, with
+probability ``p_fill_light`` a fill light of another colour, an ambient and a hemispheric ambient (sky
+colour from above, a muted ground bounce from below), drawn independently (flat to contrasty) and then
+scaled together to a random ``exposure`` (like a camera's auto-exposure).
 
 Global rotation: with probability ``p_upright`` a "presented hand" view like the real-world test set
 (fingers up, palm or back of the hand to the camera, 50/50), turned by a random roll of up to +-60 deg
@@ -28,8 +38,10 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from scipy.spatial.transform import Rotation
 
-from cliphand.data.articulation import SAMPLER_DEFAULTS, Articulator, load_gestures, palm_frame
-from cliphand.data.backgrounds import color_shift, photo_crop, procedural, random_background
+from cliphand.data import forearm as fa
+from cliphand.data.articulation import (SAMPLER_DEFAULTS, Articulator, calibrate_label_offsets, load_gestures,
+                                        palm_frame)
+from cliphand.data.backgrounds import color_shift, load_photos, photo_crop, procedural, random_background
 from cliphand.data.hand_model import RiggedHand
 from cliphand.data.render import rasterize, shade, vertex_normals
 from cliphand.io import atomic_path, save_npy, save_npz
@@ -47,12 +59,32 @@ DEFAULTS = {
     "upright_jitter_deg": 40.0,     # tilt range of presented-hand views, degrees
     "min_view_angle_deg": 30.0,     # uniform views: min angle between hand axis and optical axis
     "skin_jitter": 0.06,            # per-channel jitter of the skin albedo
-    "ambient": [0.15, 0.5],         # ambient light intensity
-    "light_intensity": [0.5, 1.1],  # key light intensity
+    "skin_mottle": 0.03,            # std of the per-vertex multiplicative albedo noise (mm-scale blotches)
+    "skin_grain": [0.005, 0.025],   # std of the per-pixel multiplicative skin texture (fine grain), fraction
+    "crease_darken": [0.0, 0.2],    # darkening (and reddening) of concave mesh regions (creases), fraction
+    "nail_tint": [0.3, 0.7],        # fingernail albedo: blend weight from skin towards a light pink, 0-1
+    "nail_specular": [0.15, 0.5],   # extra Blinn-Phong specular strength on the fingernails
+    "ambient": [0.15, 0.7],         # ambient light intensity (before the exposure normalisation)
+    "hemi_ambient": [0.0, 0.4],     # hemispheric ambient intensity (sky from above, ground bounce below)
+    "light_intensity": [0.3, 1.1],  # key light intensity (before the exposure normalisation)
     "light_color_jitter": 0.15,     # per-channel jitter of the light colour
-    "specular": [0.0, 0.25],        # Blinn-Phong specular strength
+    "p_fill_light": 0.6,            # chance of a second (fill) directional light
+    "fill_intensity": [0.1, 0.6],   # fill light intensity / key light intensity
+    "fill_color_jitter": 0.3,       # per-channel jitter of the fill light colour
+    "exposure": [0.75, 1.15],       # ambient + hemispheric + half the direct light, after normalisation
+    "wrap": [0.2, 0.5],             # wrapped-Lambert softness (0 hard terminator, 1 very soft)
+    "specular": [0.0, 0.25],        # Blinn-Phong specular strength (skin)
     "shininess": [5.0, 40.0],       # Blinn-Phong exponent
-    "p_photo_bg": 0.5,              # chance of a photograph background (else procedural)
+    "p_forearm": 0.9,               # chance of a forearm attached at the wrist (cliphand.data.forearm)
+    "forearm_length": [0.08, 0.25], # how far the forearm reaches behind the wrist, metres
+    "forearm_bend_deg": 20.0,       # max wrist flexion and deviation between hand and forearm, +- degrees
+    "forearm_taper": [1.1, 1.4],    # forearm cross-section 20 cm behind the wrist / at the wrist
+    "p_sleeve": 0.6,                # chance (given a forearm) of a sleeve over the forearm
+    "sleeve_start": [0.02, 0.12],   # distance of the sleeve's edge from the wrist, metres
+    "sleeve_widen": [1.1, 1.35],    # sleeve cross-section / forearm cross-section
+    "p_sleeve_texture": 0.3,        # chance of a procedural texture on the sleeve (else plain cloth)
+    "p_photo_bg": 0.5,              # chance of a photograph background
+    "p_collage_bg": 0.3,            # chance of an indoor-clutter collage background (rest: procedural)
     "p_occlusion": 0.4,             # chance of one occluder over the hand
     "occlusion_frac": [0.05, 0.3],  # occluder area / hand box area
     "color_jitter": 0.15,           # strength of the final brightness/contrast/saturation/gain jitter
@@ -62,6 +94,9 @@ DEFAULTS = {
     "p_jpeg": 0.5,                  # chance of JPEG compression
     "jpeg_quality": [40, 95],       # JPEG quality range
     "gestures_path": "../shared/data/ge_synthetic_gestures/handGestures.txt",  # None: no gesture prior
+    "label_convention": "ge",       # "ge": label joints calibrated to the Ge et al. gestures (tips on the skin of
+                                    # the fingertip, FreiHAND-like thumb base and wrist; needs gestures_path);
+                                    # "webxr": the asset's own joints (tips mid-way along the distal phalanx)
     **SAMPLER_DEFAULTS,             # articulation sampler (cliphand.data.articulation)
 }
 
@@ -121,17 +156,143 @@ def _rotation(rng: np.random.Generator, j21: np.ndarray, cfg: dict) -> np.ndarra
     return R
 
 
-def _skin_albedo(rng: np.random.Generator, hand: RiggedHand, cfg: dict) -> np.ndarray:
-    """(V, 3) per-vertex skin colour: a random tone with a little low-frequency variation."""
+def _skin_field(rng: np.random.Generator, cfg: dict):
+    """A random skin tone with a little low-frequency variation: returns ``f(points) -> (N, 3)`` albedo of
+    template-frame points (metres), so the hand and the forearm share one continuous colour field."""
     t = rng.uniform(0, len(_SKIN) - 1)
     i = int(min(t, len(_SKIN) - 2))
     base = _SKIN[i] * (1 - (t - i)) + _SKIN[i + 1] * (t - i)
     base = base * (1 + rng.normal(0, cfg["skin_jitter"], 3))
     w = rng.normal(0, 60.0, (3, 3))  # spatial frequencies, 1/metre
     ph = rng.uniform(0, 2 * np.pi, 3)
-    var = np.sin(hand.verts @ w.T + ph).mean(1, keepdims=True)  # (V, 1) in [-1, 1]
     redness = np.array([0.03, -0.02, -0.02]) * rng.uniform(0, 1)
-    return np.clip(base[None, :] * (1 + 0.06 * var) + redness * (var > 0), 0, 1)
+
+    def field(pts: np.ndarray) -> np.ndarray:
+        var = np.sin(pts @ w.T + ph).mean(1, keepdims=True)  # (N, 1) in [-1, 1]
+        return np.clip(base[None, :] * (1 + 0.06 * var) + redness * (var > 0), 0, 1)
+
+    return field
+
+
+def _skin_albedo(rng: np.random.Generator, hand: RiggedHand, cfg: dict) -> np.ndarray:
+    """(V, 3) per-vertex skin colour of the hand: :func:`_skin_field` at the template vertices."""
+    return _skin_field(rng, cfg)(hand.verts)
+
+
+_NAILS: dict = {}
+_ADJ: dict = {}
+
+#: (distal phalanx, tip) skin-joint indices (hand_model.JOINT_NAMES) of thumb, index, middle, ring, little
+_DISTAL = ((3, 4), (8, 9), (13, 14), (18, 19), (23, 24))
+
+
+def _smooth(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def nail_weights(hand: RiggedHand) -> np.ndarray:
+    """(V,) fingernail weight in [0, 1] per vertex of the bind pose (cached per hand object).
+
+    Per finger: vertices skinned to the distal phalanx (weight of the distal and tip joints > 0.5), from 40 %
+    of the way from the DIP joint to the finger's end (the mesh's farthest vertex along the bone) to 1.5 mm
+    short of the end, whose welded normal points to the back of the finger: the distal joint's +Y axis
+    (WebXR joint frames have +Y out of the back of the hand; for the four fingers it is within a few degrees
+    of minus the palm normal, for the thumb it is the thumb's own back). Soft edges (smoothstep).
+    """
+    key = id(hand)
+    if key in _NAILS and _NAILS[key][0] is hand:
+        return _NAILS[key][1]
+    n = vertex_normals(hand.verts, hand.faces, hand.weld)
+    b = hand.bind_joints
+    w = np.zeros(len(hand.verts))
+    for dj, tj in _DISTAL:
+        u = b[tj] - b[dj]
+        u /= np.linalg.norm(u)
+        y = hand.bind_world[dj, :3, 1]
+        y = y - (y @ u) * u
+        y /= np.linalg.norm(y)
+        own = (hand.weights[:, dj] + hand.weights[:, tj]) > 0.5
+        a = (hand.verts - b[dj]) @ u
+        end = a[own].max()
+        along = _smooth((a - 0.4 * end) / (0.15 * end)) * (1 - _smooth((a - (end - 0.003)) / 0.0015))
+        w = np.maximum(w, own * along * _smooth((n @ y - 0.45) / 0.35))
+    _NAILS[key] = (hand, w)
+    return w
+
+
+def _concavity(hand: RiggedHand, verts: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """(V,) concavity of the posed mesh: (mean of the welded neighbours - vertex) . normal, divided by the
+    mean edge length (> 0 in creases and folds, < 0 on knuckles and ridges)."""
+    key = id(hand)
+    if key not in _ADJ or _ADJ[key][0] is not hand:
+        f = hand.weld[hand.faces]
+        e = np.concatenate([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]])
+        e = np.unique(np.sort(e, 1), axis=0)
+        e = np.concatenate([e, e[:, ::-1]])  # both directions
+        _ADJ[key] = (hand, e, np.bincount(e[:, 0], minlength=len(hand.verts)))
+    _, e, deg = _ADJ[key]
+    V = len(verts)
+    d = verts[e[:, 1]] - verts[e[:, 0]]
+    nb = np.stack([np.bincount(e[:, 0], d[:, c], minlength=V) for c in range(3)], 1)
+    ln = np.bincount(e[:, 0], np.linalg.norm(d, axis=1), minlength=V)
+    dg = np.maximum(deg, 1)
+    c = (nb / dg[:, None] * normals).sum(1) / np.maximum(ln / dg, 1e-9)
+    return c[hand.weld]
+
+
+def _muted(rng: np.random.Generator, sat_max: float = 0.5) -> np.ndarray:
+    """A random muted RGB colour (grey level 0.1-0.85, saturation up to ``sat_max``)."""
+    g = rng.uniform(0.1, 0.85)
+    return np.clip(g + (rng.uniform(0, 1, 3) - 0.5) * rng.uniform(0, sat_max) * 2 * min(g, 1 - g) * 2, 0, 1)
+
+
+def _forearm(hand: RiggedHand, rng: np.random.Generator, cfg: dict, scale: float, Rm: np.ndarray,
+             t: np.ndarray, zlim: float, K: np.ndarray, R: int) -> dict:
+    """Draw and build the forearm (:mod:`cliphand.data.forearm`) of a sample: template mesh plus ``cam``,
+    its vertices in the camera frame (template * ``scale``, rotated by ``Rm``, shifted by ``t``, like the
+    hand). The arm is shortened so that no vertex comes nearer the camera than ``zlim`` (metres) where
+    possible; an arm whose far end would show inside the R x R image (K) is lengthened until it leaves the
+    image (an arm does not end in mid-air), up to 45 cm (then the upper arm, same tube) and while it stays
+    beyond ``zlim``. Also draws the sleeve's colour: ``cloth`` (3,), and ``texture`` (bool)."""
+    fit = fa.fit_wrist(hand)
+    length = _u(rng, cfg["forearm_length"])
+    bend = cfg["forearm_bend_deg"]
+    flex, dev = rng.uniform(-bend, bend, 2)
+    taper = _u(rng, cfg["forearm_taper"])
+    sleeve = rng.random() < cfg["p_sleeve"]
+    start, widen = _u(rng, cfg["sleeve_start"]), _u(rng, cfg["sleeve_widen"])
+    folds = rng.uniform(0.0, 0.08)
+    fold_seed = int(rng.integers(2 ** 62))
+
+    def build(length):
+        m = fa.forearm_mesh(fit, length, flex, dev, taper, start if sleeve else None, widen, folds,
+                            np.random.default_rng(fold_seed))
+        m["cam"] = (scale * m["verts"]) @ Rm.T + t
+        return m
+
+    m = build(length)
+    close = m["cam"][:, 2] < zlim
+    if close.any():
+        return build(max(fit.stub + 0.01, m["dist"][close].min() - 0.01)) | _cloth(rng, cfg)
+    # lengthen (1 cm steps) until the far end, with its radius, projects outside the image
+    ext = np.arange(0.0, max(0.45 - length, 0.0) + 1e-9, 0.01)
+    p = (scale * m["end"]) @ Rm.T + t + scale * ext[:, None] * (Rm @ m["end_dir"])
+    ok = p[:, 2] > zlim
+    zz = np.where(ok, p[:, 2], 1.0)
+    uv = p[:, :2] / zz[:, None] * [K[0, 0], K[1, 1]] + K[:2, 2]
+    rad = K[0, 0] * scale * m["end_radius"] / zz
+    out = ok & ((uv < -rad[:, None]) | (uv > R - 1 + rad[:, None])).any(1)
+    if not out[0]:
+        hit = np.nonzero(out)[0]
+        if len(hit) and ok[:hit[0] + 1].all():
+            m = build(length + ext[hit[0]] + 0.01)
+    return m | _cloth(rng, cfg)
+
+
+def _cloth(rng: np.random.Generator, cfg: dict) -> dict:
+    """The sleeve's colour ``cloth`` (3,) and whether it gets a texture, ``texture``."""
+    return {"cloth": _muted(rng), "texture": rng.random() < cfg["p_sleeve_texture"]}
 
 
 def _occluder(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, cfg: dict) -> np.ndarray:
@@ -187,8 +348,9 @@ def render_sample(hand: RiggedHand, rng: np.random.Generator, cfg: dict | None =
     Returns:
         dict with ``image`` uint8 (R, R, 3) RGB; ``K`` float32 (3, 3) intrinsics, pixels (pixel centres at
         integer coordinates); ``joints`` float32 (21, 3) FreiHAND order and ``verts`` float32 (V, 3), metres,
-        camera frame (x right, y down, z forward); ``mask`` bool (R, R) the hand's own silhouette before
-        occluders (for checks; not stored by :func:`synthesize`).
+        camera frame (x right, y down, z forward), of the hand only (not the forearm); ``mask`` bool (R, R)
+        the hand's own visible silhouette (pixels where the hand mesh is the nearest surface; not the
+        forearm) before occluders (for checks; not stored by :func:`synthesize`).
     Raises:
         ValueError: unknown cfg keys. DataError: gesture file missing (when ``p_gesture`` > 0).
     """
@@ -232,23 +394,84 @@ def render_sample(hand: RiggedHand, rng: np.random.Generator, cfg: dict | None =
     t[2] += max(0.0, zm - 2 * zmin, 0.05 - zmin)
     verts, joints = verts + t, joints + t
 
-    faces = hand.faces
-    depth, face, bary = rasterize(verts, faces, K, R, R)
-    normals = vertex_normals(verts, faces, hand.weld)  # welded: no creases along the UV seams
+    # forearm (own generator, so the rest of the sample does not depend on whether/how it is drawn)
+    arm_rng = np.random.default_rng(rng.integers(2 ** 62))
+    arm = None
+    if arm_rng.random() < cfg["p_forearm"]:
+        arm = _forearm(hand, arm_rng, cfg, s, Rm, t, max(0.05, 0.5 * joints[:, 2].mean()), K, R)
+
+    # materials: skin colour field (hand and arm), mottling, creases, nails
+    V, F = len(verts), len(hand.faces)
+    skin = _skin_field(rng, cfg)
+    albedo = skin(hand.verts) * (1 + rng.normal(0, cfg["skin_mottle"], V)[hand.weld])[:, None]
+    normals = vertex_normals(verts, hand.faces, hand.weld)  # welded: no creases along the UV seams
+    crease = _u(rng, cfg["crease_darken"]) * _smooth(_concavity(hand, verts, normals) / 0.08)
+    albedo = albedo * (1 - crease[:, None] * np.array([0.8, 1.0, 1.0]))
+    nail = nail_weights(hand) * _u(rng, cfg["nail_tint"])
+    nail_col = 0.5 * albedo + 0.5 * np.array([0.96, 0.80, 0.78])
+    albedo = albedo * (1 - nail[:, None]) + nail_col * nail[:, None]
+    ks = _u(rng, cfg["specular"])
+    spec = ks + nail * _u(rng, cfg["nail_specular"])
+
+    # lights: key, optional fill, ambient and hemispheric ambient, then an "auto-exposure" normalisation
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(0.3, 1.5)])
     lcol = _u(rng, cfg["light_intensity"]) * (1 + rng.uniform(-1, 1, 3) * cfg["light_color_jitter"])
-    rgb, mask = shade(verts, faces, face, bary, _skin_albedo(rng, hand, cfg), light, lcol, normals=normals,
-                      ambient=_u(rng, cfg["ambient"]) * (1 + rng.uniform(-0.1, 0.1, 3)),
-                      specular=_u(rng, cfg["specular"]), shininess=_u(rng, cfg["shininess"]))
+    amb = _u(rng, cfg["ambient"]) * (1 + rng.uniform(-0.1, 0.1, 3))
+    hemi = _u(rng, cfg["hemi_ambient"])
+    sky = hemi * (1 + rng.uniform(-0.15, 0.15, 3))
+    ground = hemi * _muted(rng, 0.6) / 0.6
+    fill_on = rng.random() < cfg["p_fill_light"]
+    fill_dir = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), -rng.uniform(-0.3, 1.2)])
+    fcol = (_u(rng, cfg["fill_intensity"]) * lcol.mean() * fill_on
+            * (1 + rng.uniform(-1, 1, 3) * cfg["fill_color_jitter"]))
+    gain = _u(rng, cfg["exposure"]) / (amb.mean() + (sky.mean() + ground.mean()) / 2
+                                        + 0.5 * (lcol.mean() + fcol.mean()))
+    wrap = _u(rng, cfg["wrap"])
+    # fine skin texture: zero-mean noise, per pixel plus 3-pixel blotches (std about 1 before the scale)
+    coarse = Image.fromarray(rng.random((R // 3 + 1, R // 3 + 1), np.float32) - 0.5).resize((R, R), Image.BILINEAR)
+    grain = np.float32(_u(rng, cfg["skin_grain"]) * np.sqrt(12.0)) * (
+        0.6 * (rng.random((R, R), np.float32) - 0.5) + 0.8 * np.asarray(coarse))
 
-    # composite over the background with a soft (anti-aliased) silhouette
-    bg = random_background(rng, R, R, cfg["p_photo_bg"])
-    m = mask.astype(np.float32)
-    wsum = gaussian_filter(m, 0.7)
-    fill = np.stack([gaussian_filter(rgb[..., c], 0.7) for c in range(3)], -1) / np.maximum(wsum, 1e-6)[..., None]
-    hand_rgb = np.where(mask[..., None], rgb, fill)
-    alpha = np.clip(gaussian_filter(m, 0.5) * 0.5 + m * 0.5, 0, 1)[..., None]
-    img = bg * (1 - alpha) + hand_rgb * alpha
+    # one z-buffer for hand and forearm
+    all_v, all_f, all_n, all_a, all_s = verts, hand.faces, normals, albedo, spec
+    if arm is not None:
+        cloth = arm["cloth"]
+        part = arm["part"]
+        arm_alb = np.where((part == fa.SKIN)[:, None],
+                           skin(arm["verts"]) * (1 + arm_rng.normal(0, cfg["skin_mottle"], len(part)))[:, None],
+                           np.where((part == fa.CLOTH)[:, None], cloth, 0.3 * cloth))
+        all_v = np.concatenate([verts, arm["cam"]])
+        all_f = np.concatenate([hand.faces, arm["faces"] + V])
+        all_n = np.concatenate([normals, arm["normals"] @ Rm.T])
+        all_a = np.concatenate([albedo, arm_alb])
+        all_s = np.concatenate([spec, np.where(part == fa.SKIN, ks, 0.02)])
+    depth, face, bary = rasterize(all_v, all_f, K, R, R)
+    rgb, fg = shade(all_v, all_f, face, bary, all_a, light, lcol * gain, normals=all_n, ambient=amb * gain,
+                    specular=all_s, shininess=_u(rng, cfg["shininess"]), wrap=wrap,
+                    fill_dir=fill_dir if fill_on else None, fill_color=fcol * gain, sky=sky * gain,
+                    ground=ground * gain)
+    mask = fg & (face < F)  # the hand's own (visible) silhouette
+    if arm is not None:
+        cloth_px = fg & (face >= F)
+        cloth_px[cloth_px] = arm["part"][arm["faces"][face[cloth_px] - F, 0]] != fa.SKIN
+        if arm["texture"] and cloth_px.any():
+            tex = procedural(arm_rng, R, R)[cloth_px]
+            rgb[cloth_px] = np.clip(rgb[cloth_px] * tex / np.maximum(tex.mean(0), 0.05), 0, 1)
+    rgb = np.where(fg[..., None], np.clip(rgb * (1 + grain[..., None]), 0, 1), rgb).astype(np.float32)
+
+    # composite over the background with a soft (anti-aliased) silhouette, within the foreground's box
+    bg = random_background(rng, R, R, cfg["p_photo_bg"], cfg["p_collage_bg"])
+    img = bg
+    if fg.any():
+        ys, xs = np.nonzero(fg.any(1))[0], np.nonzero(fg.any(0))[0]
+        sl = np.s_[max(ys[0] - 4, 0):ys[-1] + 5, max(xs[0] - 4, 0):xs[-1] + 5]
+        m = fg[sl].astype(np.float32)
+        sm = gaussian_filter(np.concatenate([rgb[sl] * m[..., None], m[..., None]], 2), (0.7, 0.7, 0), truncate=3.0)
+        fill = sm[..., :3] / np.maximum(sm[..., 3:], 1e-6)
+        hand_rgb = np.where(fg[sl][..., None], rgb[sl], fill)
+        alpha = np.clip(gaussian_filter(m, 0.5, truncate=3.0) * 0.5 + m * 0.5, 0, 1)[..., None]
+        img = bg.copy()
+        img[sl] = bg[sl] * (1 - alpha) + hand_rgb * alpha
     if rng.random() < cfg["p_occlusion"]:
         img = _occluder(rng, img, mask, cfg)
 
@@ -256,8 +479,10 @@ def render_sample(hand: RiggedHand, rng: np.random.Generator, cfg: dict | None =
     img = color_shift(img, rng, cfg["color_jitter"])
     if rng.random() < cfg["p_blur"]:
         sig = _u(rng, cfg["blur_sigma"])
-        img = np.stack([gaussian_filter(img[..., c], sig) for c in range(3)], -1)
-    img = img * 255.0 + rng.normal(0, _u(rng, cfg["noise_std"]), img.shape)
+        img = gaussian_filter(img, (sig, sig, 0))
+    # pixel noise: uniform with the drawn std (cheaper to draw than Gaussian; indistinguishable at these levels)
+    sd = np.float32(_u(rng, cfg["noise_std"]) * np.sqrt(12.0))
+    img = img * np.float32(255.0) + (rng.random(img.shape, np.float32) - np.float32(0.5)) * sd
     img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
     if rng.random() < cfg["p_jpeg"]:
         buf = io.BytesIO()
@@ -273,13 +498,34 @@ def render_sample(hand: RiggedHand, rng: np.random.Generator, cfg: dict | None =
 _WORKER: dict = {}
 
 
-def _init_worker(glb_path: str, cfg: dict) -> None:
+def labelled_hand(glb_path: str | os.PathLike, cfg: dict) -> RiggedHand:
+    """The rigged hand with the label joints of ``cfg['label_convention']``: ``webxr`` the asset's joints,
+    ``ge`` offsets fitted to the Ge et al. gestures (:func:`cliphand.data.articulation.calibrate_label_offsets`).
+
+    Raises:
+        DataError: unreadable glb or gesture file; ValueError: an unknown convention, or ``ge`` without
+            ``gestures_path``.
+    """
+    hand = RiggedHand.from_glb(glb_path)
+    conv = cfg["label_convention"]
+    if conv == "webxr":
+        return hand
+    if conv != "ge":
+        raise ValueError(f"synth.label_convention must be 'ge' or 'webxr', got {conv!r}")
+    if not cfg["gestures_path"]:
+        raise ValueError("synth.label_convention 'ge' needs synth.gestures_path (the Ge et al. gestures)")
+    hand.label_offsets = calibrate_label_offsets(hand, load_gestures(cfg["gestures_path"]))
+    return hand
+
+
+def _init_worker(glb_path: str, cfg: dict, label_offsets: np.ndarray | None) -> None:
     try:  # one BLAS thread per worker process
         from threadpoolctl import threadpool_limits
         threadpool_limits(1)
     except ImportError:  # pragma: no cover
         pass
     _WORKER["hand"] = RiggedHand.from_glb(glb_path)
+    _WORKER["hand"].label_offsets = label_offsets
     _WORKER["cfg"] = cfg
     _articulator(_WORKER["hand"], cfg)
 
@@ -322,7 +568,7 @@ def synthesize(glb_path: str | os.PathLike, out_dir: str | os.PathLike, n_train:
     """
     cfg = merge_cfg(cfg)
     out_dir = Path(out_dir)
-    hand = RiggedHand.from_glb(glb_path)
+    hand = labelled_hand(glb_path, cfg)
     _articulator(hand, cfg)  # fail early on a bad gesture file
     R = int(cfg["render_size"])
     V = len(hand.verts)
@@ -332,9 +578,10 @@ def synthesize(glb_path: str | os.PathLike, out_dir: str | os.PathLike, n_train:
 
     save_npz(out_dir / "template.npz", verts=hand.verts.astype(np.float32), faces=hand.faces.astype(np.int32),
              joints=hand.joints21.astype(np.float32))
+    load_photos()  # decode the background photographs once, before forking (the workers share them)
     pool = None
     if workers > 1 and sum(sizes.values()) > chunk:
-        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(str(glb_path), cfg))
+        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(str(glb_path), cfg, hand.label_offsets))
     else:
         _WORKER.update(hand=hand, cfg=cfg)
     try:

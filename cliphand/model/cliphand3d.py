@@ -24,13 +24,15 @@ from .mesh_regressor import MeshRegressor
 
 DEFAULTS = {
     # visual encoder (§3.2)
-    "backbone": "resnet18",          # resnet18 | resnet34 | resnet50 (paper: resnet50)
-    "pretrained": None,              # None | "imagenet" (needs internet or cache) | path to a torchvision state_dict
+    "backbone": "efficientnet_lite0",  # efficientnet_lite0/1/2 | resnet18 | resnet34 | resnet50 (paper: resnet50)
+    "pretrained": "imagenet",        # None | "imagenet" (Lite: offline from its PyPI wheel; ResNet: torchvision
+                                     # download) | path to a torchvision ResNet state_dict
     "input_size": 128,               # S, square input side in pixels, multiple of 32 (paper: 224)
     "num_joints": 21,
     # joint regressor (§3.2, eq. 2)
-    "heatmap_size": 32,              # Hm lixels per axis; (S/32) * 2**k (paper / I2L-MeshNet: 64 at 256)
-    "deconv_channels": 256,          # C of the deconvolutions and of the pose-aware features Fp
+    "heatmap_size": 32,              # Hm lixels per axis; (S/head_stride) * 2**k (paper / I2L-MeshNet: 64 at 256)
+    "head_stride": 16,               # 16: F3 + up-sampled F4 feed the x/y lixels; 32: F4 only (paper, I2L-MeshNet)
+    "deconv_channels": 128,          # C of the deconvolutions and of the pose-aware features Fp
     # feature matching head (§3.3)
     "use_clip": True,                # ablation: False drops the head (no pose/text embeddings)
     "embed_dim": 256,                # E (paper: 512)
@@ -124,8 +126,8 @@ class CLIPHand3D(nn.Module):
             raise ValueError(f"model.input_size must be a multiple of 32, got {s}")
         self.backbone = Backbone(c["backbone"], c["pretrained"])
         ch = self.backbone.channels
-        self.joint_regressor = JointRegressor(ch[4], s // 32, int(c["heatmap_size"]), int(c["deconv_channels"]),
-                                              int(c["num_joints"]))
+        self.joint_regressor = JointRegressor((ch[3], ch[4]), s // 32, int(c["heatmap_size"]),
+                                              int(c["deconv_channels"]), int(c["num_joints"]), int(c["head_stride"]))
         self.clip_head = None
         if c["use_clip"]:
             self.clip_head = FeatureMatchingHead(
@@ -157,7 +159,7 @@ class CLIPHand3D(nn.Module):
         if images.dim() != 4 or images.shape[1:] != (3, s, s):
             raise ValueError(f"images must be (B, 3, {s}, {s}), got {tuple(images.shape)}")
         feats = self.backbone(images)
-        return {**self.joint_regressor(feats[4]), "feats": feats}
+        return {**self.joint_regressor(feats), "feats": feats}
 
     def mesh(self, pose: dict) -> dict:
         """Mesh regressor (Table 6's second part) from :meth:`pose_features`' output."""

@@ -34,9 +34,15 @@ def _conv1d_bn_relu(cin: int, cout: int) -> nn.Sequential:
 
 
 class JointRegressor(nn.Module):
-    """Lixel-based 3D joint regressor (paper §3.2, eq. 2; the I2L-MeshNet PoseNet design).
+    """Lixel-based 3D joint regressor (paper §3.2, eq. 2; the I2L-MeshNet PoseNet design, with an optional
+    stride-16 skip).
 
-    F4 is up-sampled by ``n_deconv`` stride-2 deconvolutions to an Hm x Hm map F (C channels). Then
+    The 2D feature map F (C channels, Hm x Hm) comes from
+      - ``stride=32`` (the paper / I2L-MeshNet): F4 up-sampled by stride-2 deconvolutions;
+      - ``stride=16`` (default, our change): F3 plus F4 up-sampled x2 (1x1 convolutions to C first, FPN-style),
+        a 3x3 convolution, then stride-2 deconvolutions. The x/y lixels then see stride-16 features, not only
+        the 4x4 F4 of a 128-pixel input.
+    Then
       x: F averaged over rows    -> (B, C, Hm) -> Conv1d 3 + BN + ReLU = Fp_x -> Conv1d 1 -> 21 x-logits,
       y: F averaged over columns -> (B, C, Hm) -> Conv1d 3 + BN + ReLU = Fp_y -> Conv1d 1 -> 21 y-logits,
       z: F4 global-average-pooled -> Conv1d 1 to C*Hm, reshaped (B, C, Hm) -> BN + ReLU
@@ -45,48 +51,67 @@ class JointRegressor(nn.Module):
     u = sum_i p_x(i) (i + 0.5) / Hm and likewise v (rows) and d (depth lixels spanning the depth range).
 
     Args:
-        in_channels: channels of F4 (512 for resnet18/34, 2048 for resnet50).
+        in_channels: channels of (F3, F4), or of F4 alone (an int) with ``stride=32``.
         feat_size: spatial side of F4 (S/32).
-        heatmap_size: Hm, a power-of-two multiple of ``feat_size``.
+        heatmap_size: Hm = (S / stride) * 2**k, k >= 0.
         channels: C, deconvolution / lixel feature channels.
         num_joints: 21.
+        stride: 16 or 32, the coarsest stride whose features reach the x/y lixels.
 
-    Input: F4 (B, C4, S/32, S/32).
+    Input: the backbone's list [F0..F4] (only F3 and F4 are read), or F4 alone with ``stride=32``.
     Output dict: 'uvd' (B, 21, 3) in [0, 1]; 'lixel_logits' (B, 3, 21, Hm) (axes x, y, z);
         'pose_feats' (B, 3, C, Hm) the pose-aware features Fp_x, Fp_y, Fp_z; 'feat2d' (B, C, Hm, Hm).
 
     Raises:
-        ValueError: heatmap_size is not feat_size * 2**k with k >= 0.
+        ValueError: heatmap_size is not (S / stride) * 2**k, or stride is not 16 or 32.
     """
 
-    def __init__(self, in_channels: int, feat_size: int, heatmap_size: int, channels: int = 256,
-                 num_joints: int = 21):
+    def __init__(self, in_channels, feat_size: int, heatmap_size: int, channels: int = 256,
+                 num_joints: int = 21, stride: int = 32):
         super().__init__()
-        ratio = heatmap_size // max(feat_size, 1)
-        if feat_size < 1 or ratio * feat_size != heatmap_size or ratio & (ratio - 1):
-            raise ValueError(f"model.heatmap_size ({heatmap_size}) must be the backbone's F4 size ({feat_size}, "
-                             f"input_size/32) times a power of two")
-        self.heatmap_size, self.num_joints, self.channels = heatmap_size, num_joints, channels
-        layers, cin = [], in_channels
+        if stride not in (16, 32):
+            raise ValueError(f"model.head_stride must be 16 or 32, got {stride}")
+        c3, c4 = (None, int(in_channels)) if isinstance(in_channels, int) else (int(in_channels[0]), int(in_channels[1]))
+        if stride == 16 and c3 is None:
+            raise ValueError("JointRegressor with stride 16 needs the channels of (F3, F4)")
+        base = feat_size * (32 // stride)
+        ratio = heatmap_size // max(base, 1)
+        if base < 1 or ratio * base != heatmap_size or ratio & (ratio - 1):
+            raise ValueError(f"model.heatmap_size ({heatmap_size}) must be input_size/{stride} ({base}) times a "
+                             f"power of two")
+        self.heatmap_size, self.num_joints, self.channels, self.stride = heatmap_size, num_joints, channels, stride
+        cin = c4
+        if stride == 16:
+            self.lateral = nn.Conv2d(c3, channels, 1)
+            self.top = nn.Conv2d(c4, channels, 1)
+            self.merge = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+                                       nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+            cin = channels
+        layers = []
         for _ in range(ratio.bit_length() - 1):
             layers += [nn.ConvTranspose2d(cin, channels, 4, stride=2, padding=1, bias=False),
                        nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
             cin = channels
-        if not layers:  # heatmap_size == feat_size: a 1x1 projection instead of deconvolutions
+        if not layers and stride == 32:  # heatmap_size == feat_size: a 1x1 projection instead of deconvolutions
             layers = [nn.Conv2d(cin, channels, 1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
         self.deconv = nn.Sequential(*layers)
         self.feat_x = _conv1d_bn_relu(channels, channels)
         self.feat_y = _conv1d_bn_relu(channels, channels)
-        self.z_expand = nn.Sequential(nn.Conv1d(in_channels, channels * heatmap_size, 1, bias=False))
+        self.z_expand = nn.Sequential(nn.Conv1d(c4, channels * heatmap_size, 1, bias=False))
         self.z_bn = nn.Sequential(nn.BatchNorm1d(channels), nn.ReLU(inplace=True))
         self.feat_z = _conv1d_bn_relu(channels, channels)
         self.out_x = nn.Conv1d(channels, num_joints, 1)
         self.out_y = nn.Conv1d(channels, num_joints, 1)
         self.out_z = nn.Conv1d(channels, num_joints, 1)
 
-    def forward(self, f4: torch.Tensor) -> dict:
+    def forward(self, feats) -> dict:
+        f4 = feats if torch.is_tensor(feats) else feats[4]
         b = f4.shape[0]
-        feat2d = self.deconv(f4)                                   # (B, C, Hm, Hm)
+        x = f4
+        if self.stride == 16:
+            f3 = feats[3]
+            x = self.merge(self.lateral(f3) + F.interpolate(self.top(f4), size=f3.shape[-2:], mode="nearest"))
+        feat2d = self.deconv(x)                                    # (B, C, Hm, Hm)
         fx = self.feat_x(feat2d.mean(2))                           # average over rows -> along x
         fy = self.feat_y(feat2d.mean(3))                           # average over columns -> along y
         g = f4.mean((2, 3))[:, :, None]                            # (B, C4, 1)
