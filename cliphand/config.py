@@ -20,10 +20,13 @@ from .errors import DataError
 
 
 def repo_root() -> Path:
-    """The repository root: ``$DVC_ROOT`` inside a DVC stage, else the folder holding ``params.yaml``
-    found upwards from the current directory, else the current directory."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).resolve()
+    """The repository root of this run: the folder holding ``params.yaml`` found upwards from the current
+    directory, else the current directory.
+
+    Never ``$DVC_ROOT``: queued and ``--temp`` experiments run in a copy under ``.dvc/tmp/exps/...`` while
+    DVC still points ``DVC_ROOT`` at the main repository; resolving params or data from it would make a
+    queued run ignore its ``-S`` values and write into the main workspace. ``DVC_ROOT`` only locates the
+    shared tracking store (:func:`cliphand.tracking.tracking_uri`)."""
     here = Path.cwd().resolve()
     for p in (here, *here.parents):
         if (p / "params.yaml").exists():

@@ -97,12 +97,12 @@ def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = N
 
     Args:
         overrides: ablation settings: ``batch_size``, ``n_joints``, ``epochs``, ``n_train`` (use the first
-            n training samples), ``seed`` and the model switches ``use_clip``, ``use_projection``,
-            ``use_sparse_to_dense``.
+            n training samples; default ``finetune.n_train``, null = all), ``freeze_backbone``, ``seed`` and
+            the model switches ``use_clip``, ``use_projection``, ``use_sparse_to_dense``.
     """
     overrides = dict(overrides or {})
     n_joints = int(overrides.pop("n_joints", params["text"]["n_joints"]))
-    n_train = overrides.pop("n_train", None)
+    n_train = overrides.pop("n_train", params["finetune"].get("n_train"))
     pre = resolve_path("data/models/pretrain.pt", root)
     _, pre_ckpt = load_checkpoint(pre)
     template = pre_ckpt["template"]
@@ -178,7 +178,8 @@ def run_ablation_row(params: dict, root: Path, row: str, out_dir: Path, log=None
     """
     ab = params["ablate"]
     settings = {"epochs": ab["epochs"], "batch_size": ab["batch_size"], "n_joints": ab["n_joints"],
-                "n_train": ab["n_train"], **(ab["runs"][row] or {})}
+                "n_train": ab["n_train"], "freeze_backbone": bool(ab.get("freeze_backbone", False)),
+                **(ab["runs"][row] or {})}
     seeds = [int(s) for s in settings.pop("seeds", None) or ab.get("seeds") or [params.get("seed", 0)]]
     text_of = {"val": "val", "test": "test"}
     same_n = int(settings["n_joints"]) == int(params["text"]["n_joints"])

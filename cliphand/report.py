@@ -29,6 +29,7 @@ from .errors import DataError
 from .io import atomic_path, read_json, read_npz, save_text
 from .markdown import DASH, fmt, md_table
 from .report_speed import realworld_vs_peer, speed_section
+from .report_training import clip_claim_section, data_look_section, experiment_log_section
 from .skeleton import BONES, FINGER_COLOURS, JOINT_NAMES
 
 # ---- published figures (NOTES §5 and §6); everything else in the report comes from pipeline files ----
@@ -198,8 +199,9 @@ def fig_heatmaps(images: np.ndarray, lixel_logits: np.ndarray, depth_range: floa
 
 
 def fig_training(histories: dict[str, list[dict]], path: Path) -> Path:
-    """Training curves from the checkpoints' per-epoch histories: loss terms per phase (log scale) and
-    the validation MPJPE (root-relative, mm) over the whole schedule (pretrain then finetune)."""
+    """Training curves from the checkpoints' per-epoch histories: loss terms per phase (log scale) and the
+    PA-MPJPE (mm) on the synthetic val split and the real-photo development subset over the whole schedule
+    (pretrain then finetune)."""
     phases = [p for p in ("pretrain", "finetune") if histories.get(p)]
     fig = Figure(figsize=(5 * (len(phases) + 1), 4))
     for n, phase in enumerate(phases):
@@ -220,13 +222,16 @@ def fig_training(histories: dict[str, list[dict]], path: Path) -> Path:
     for phase in phases:
         hist = histories[phase]
         xs = [offset + h.get("epoch", i + 1) for i, h in enumerate(hist)]
-        ax.plot(xs, [h.get("val_mpjpe_mm", np.nan) for h in hist], "o-", label=phase)
+        for key, label in (("val_pa_mpjpe_mm", "synthetic val"), ("real_dev_pa_mpjpe_mm", "real dev subset")):
+            if any(key in h for h in hist):
+                ax.plot(xs, [h.get(key, np.nan) for h in hist], "o-" if "val" in key else "s--",
+                        label=f"{phase}: {label}")
         offset = xs[-1] if xs else offset
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch (pretrain, then finetune)", ylabel="val MPJPE, root-relative (mm)",
-           title="validation error (val split)")
+    ax.set(xlabel="epoch (pretrain, then finetune)", ylabel="PA-MPJPE (mm)",
+           title="validation error after each epoch")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -364,13 +369,24 @@ def _intro(doc: _Doc, params: dict, inp: dict, model, ckpt: dict | None) -> None
             doc.missing.append(f"`data/metrics/{phase}.json` ({phase} summary)")
             continue
         doc.add(f"- **{phase}**: {m.get('epochs', '?')} epochs on {n_train if n_train is not None else '?'} "
-                f"training images ({source}), final val MPJPE {fmt(m.get('final_val_mpjpe_mm'))} mm, "
-                f"{fmt(m.get('final_samples_per_s'), 1)} samples/s, {fmt(m.get('wall_s'), 1)} s wall.")
+                f"training images ({source}), {m.get('total_steps', '?')} steps, final PA-MPJPE "
+                f"{fmt(m.get('final_val_pa_mpjpe_mm'))} mm on the synthetic val split and "
+                f"{fmt(m.get('final_real_dev_pa_mpjpe_mm'))} mm on the real-photo development subset, "
+                f"{fmt(m.get('final_samples_per_s'), 1)} samples/s, {fmt(m.get('wall_s'), 1)} s wall "
+                f"({_machine(m)}).")
     evals = [b for b, m in inp["evals"].items() if m is not None]
     on = ", ".join(f"{b} ({int(inp['evals'][b].get('n_samples', 0))} images)" for b in evals) or "nothing yet"
     doc.add(f"- **Evaluated on**: {on}.",
             f"- **Device**: params `device: {params.get('device', '?')}`; this report was generated on "
             f"{env.get('device')} with {env.get('cpu_threads')} torch threads.", "")
+
+
+def _machine(metrics: dict | None) -> str:
+    """'<CPU model>, <capability>' of a stage's metrics (``env``, written by the stage), or 'machine not recorded'."""
+    env = (metrics or {}).get("env") or {}
+    if not env:
+        return "machine not recorded"
+    return f"{env.get('cpu_model', '?')}, {env.get('cpu_capability', '?')}, {env.get('cpu_threads', '?')} threads"
 
 
 def _data_section(doc: _Doc, params: dict, inp: dict, meta: dict) -> None:
@@ -640,6 +656,7 @@ def _ablation_section(doc: _Doc, params: dict, inp: dict) -> None:
                f"deviations of the full model's seed noise ({len(ref['seeds'])} seeds): not a measured effect."
                if ref else "no seed noise is measured (the full model ran with one seed), so no difference is "
                            "marked as within noise."), "")
+    clip_claim_section(doc, params, inp["ablate"])
     other = [r for r in runs if kinds[r] == "other"]
     if other:
         doc.add("### Other rows", "")
@@ -780,12 +797,12 @@ def _walltime_section(doc: _Doc, inp: dict) -> None:
     for name, path, m in entries:
         if m is None or not isinstance(m.get("wall_s"), (int, float)):
             absent.append(name)
-            rows.append([name, "missing", f"`{path}`"])
+            rows.append([name, "missing", DASH, f"`{path}`"])
             continue
         total += float(m["wall_s"])
-        rows.append([name, fmt(m["wall_s"], 1), f"`{path}`"])
-    rows.append(["**total**", f"**{fmt(total, 1)}** ({fmt(total / 60, 1)} min)", "sum of the rows above"])
-    doc.add(md_table(["stage", "wall s", "from"], rows), "")
+        rows.append([name, fmt(m["wall_s"], 1), _machine(m), f"`{path}`"])
+    rows.append(["**total**", f"**{fmt(total, 1)}** ({fmt(total / 60, 1)} min)", DASH, "sum of the rows above"])
+    doc.add(md_table(["stage", "wall s", "machine (CPU, torch capability)", "from"], rows), "")
     if absent:
         doc.add(f"Not in the total (no metrics file): {', '.join(absent)}.", "")
 
@@ -827,9 +844,16 @@ def build_report(root: Path, params: dict, out_md: Path, fig_dir: Path) -> dict:
     _intro(doc, params, inp, model, ckpt)
     after_intro = len(doc.lines)
     _data_section(doc, params, inp, (ckpt or {}).get("meta", {}))
+
+    def show(path: Path, caption: str) -> None:
+        doc.figures.append(path)
+        doc.add(f"**{caption}**", "", f"![{caption}]({_rel(path, out_md)})", "")
+
+    data_look_section(doc, root, params, fig_dir, show)
     _main_section(doc, inp)
     _retrieval_section(doc, inp, fig_dir, out_md)
     _ablation_section(doc, params, inp)
+    experiment_log_section(doc, root)
     speed_section(doc, root)
     _figures_section(doc, root, params, inp, fig_dir, out_md, model, ckpt)
     _walltime_section(doc, inp)

@@ -16,6 +16,7 @@ from .data.augment import geometric_view, style
 from .data.crop_stats import augmented_uvd, box_statistics, coverage, summary
 from .data.loader import PreparedSet
 from .experiment_log import read_csv
+from .io import atomic_path
 from .markdown import DASH, fmt, md_table
 
 
@@ -35,9 +36,9 @@ def fig_montage(train: np.ndarray, real: np.ndarray, path: Path, cols: int = 8) 
     fig.suptitle(f"top {rows_t} rows: synthetic training crops after the pretraining augmentation; "
                  f"bottom {rows_r}: real photos (dataset crops)", fontsize=10)
     fig.tight_layout()
-    from .report import _save
-
-    return _save(fig, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    return path
 
 
 def training_views(train: PreparedSet, aug: dict, k: int, seed: int = 0) -> np.ndarray:

@@ -29,9 +29,17 @@ def enabled() -> bool:
     return os.environ.get("CLIPHAND_TRACKING", "1") != "0"
 
 
+def store_root(root: Path | None = None) -> Path:
+    """Where the shared store lives: ``$DVC_ROOT`` (the main repository, also for queued experiments that
+    run in a temporary copy), else ``root``, else :func:`cliphand.config.repo_root`."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    return Path(root or repo_root()).resolve()
+
+
 def tracking_uri(root: Path | None = None) -> str:
-    """``$MLFLOW_TRACKING_URI`` or ``sqlite:///<repo>/mlflow.db``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root or repo_root()) / 'mlflow.db'}"
+    """``$MLFLOW_TRACKING_URI`` or ``sqlite:///<main repository>/mlflow.db`` (:func:`store_root`)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
 def git_revision(root: Path | None = None) -> str:
@@ -48,7 +56,7 @@ def _experiment_id(mlflow, root: Path) -> str:
     if exp is not None:
         return exp.experiment_id
     try:
-        return mlflow.create_experiment(EXPERIMENT, artifact_location=(root / "mlartifacts").resolve().as_uri())
+        return mlflow.create_experiment(EXPERIMENT, artifact_location=(store_root(root) / "mlartifacts").as_uri())
     except Exception:  # two queued workers may race to create it
         exp = mlflow.get_experiment_by_name(EXPERIMENT)
         if exp is None:

@@ -245,6 +245,8 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
     steps = len(train_set) // bs
     if cfg.get("max_steps_per_epoch"):
         steps = min(steps, int(cfg["max_steps_per_epoch"]))
+    frozen = bool(cfg.get("freeze_backbone", False))
+    model.backbone.requires_grad_(not frozen)  # before the optimizer: it takes the trainable parameters only
     opt, sched = make_optimizer(model, cfg, steps)
     key = fingerprint({"phase": phase, "cfg": cfg, "n": len(train_set)})
     history: list[dict] = []
@@ -263,6 +265,8 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
             print(f"[{phase}] resuming from {work_path} after epoch {start}/{epochs}")
     input_size, depth_range = int(cfg["input_size"]), float(cfg["depth_range"])
     model.train()
+    if frozen:  # fixed pretrained features: no backbone gradients, its batch-norm statistics kept
+        model.backbone.eval()
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
@@ -292,6 +296,8 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
             for k, v in validation_metrics(model, vset, input_size, depth_range).items():
                 record[f"{name}_{k}"] = v
             model.train()
+            if frozen:
+                model.backbone.eval()
         history.append(record)
         print(f"[{phase}] epoch {epoch + 1}/{epochs} " + " ".join(
             f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))

@@ -239,7 +239,7 @@ def test_peer_stage_without_mediapipe_records_not_run(tmp_path, monkeypatch, rep
     from cliphand.peers import mediapipe_hands as mph
 
     shutil.copy(repo_root / "params.yaml", tmp_path / "params.yaml")
-    monkeypatch.setenv("DVC_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)                      # a stage resolves params and data from its working folder
     monkeypatch.setattr(mph, "available", lambda: False)
     runpy.run_path(str(repo_root / "stages/peer_mediapipe.py"), run_name="__main__")
     m = json.loads((tmp_path / "data/metrics/peer_mediapipe.json").read_text())

@@ -460,3 +460,21 @@ def test_calibrated_labels_follow_the_gesture_convention(hand):
     for tip in (4, 8, 12, 16, 20):                            # tips move outwards along the distal bone
         bone = hand.joints21[tip] - hand.joints21[tip - 1]
         assert off[tip] @ bone / np.linalg.norm(bone) > 0.004
+
+
+def test_bone_scales_change_the_hand_shape(hand, art):
+    same = hand.with_bone_scales(np.ones(25))
+    np.testing.assert_allclose(same.verts, hand.verts, atol=1e-12)
+    np.testing.assert_allclose(same.joints21, hand.joints21, atol=1e-12)
+    scales = np.ones(25)
+    scales[7:10] = 1.1                                         # index finger's phalanges and tip 10 % longer
+    longer = hand.with_bone_scales(scales)
+    bone = lambda h, a, b: np.linalg.norm(h.joints21[b] - h.joints21[a])  # noqa: E731
+    assert bone(longer, 5, 6) == pytest.approx(1.1 * bone(hand, 5, 6), rel=1e-9)   # MCP -> PIP
+    assert bone(longer, 9, 10) == pytest.approx(bone(hand, 9, 10), rel=1e-9)       # middle finger unchanged
+    assert np.abs(longer.verts - hand.verts).max() > 0.003     # the skin follows
+    angles = art.sample(np.random.default_rng(1))
+    v, j = longer.pose(art.rotations(angles))                  # the same articulation poses the new shape
+    assert np.isfinite(v).all() and np.linalg.norm(j[6] - j[5]) == pytest.approx(bone(longer, 5, 6), rel=1e-9)
+    with pytest.raises(ValueError, match="bone scales"):
+        hand.with_bone_scales(np.zeros(25))

@@ -342,20 +342,19 @@ def calibrate_label_offsets(hand: RiggedHand, poses: np.ndarray, iters: int = 5,
     base = RiggedHand(**{**hand.__dict__, "label_offsets": None})
     bind, carrier = base.joints21, base.label_carriers
     art = Articulator(base)
+    # the fitted angles depend on the skin joints only, so the carriers' transforms are fixed across iterations
+    A = np.stack([base.transforms(art.rotations(art.fit_angles(X))) for X in poses])[:, carrier]   # (N, 21, 4, 4)
+    Rc, tc = A[:, :, :3, :3], A[:, :, :3, 3]
     delta = np.zeros((21, 3)) if hand.label_offsets is None else hand.label_offsets.copy()
     for _ in range(iters):
+        labels = np.einsum("njab,jb->nja", Rc, bind + delta) + tc                  # (N, 21, 3)
         M = np.tile(np.eye(3) * ridge, (21, 1, 1))
         rhs = np.zeros((21, 3))
-        cur = RiggedHand(**{**base.__dict__, "label_offsets": delta})
-        for X in poses:
-            A = base.transforms(art.rotations(art.fit_angles(X)))
-            _, L = cur.pose(art.rotations(art.fit_angles(X)))
+        for X, L, R_c, t_c in zip(poses, labels, Rc, tc):
             s, R, t = _similarity(X, L)
-            for j in range(21):
-                Rc, tc = A[carrier[j], :3, :3], A[carrier[j], :3, 3]
-                J = s * R.T @ Rc                        # d(aligned label j) / d(offset j)
-                r = X[j] - (s * (Rc @ bind[j] + tc) @ R + t)
-                M[j] += J.T @ J
-                rhs[j] += J.T @ r
+            J = s * np.einsum("ba,jbc->jac", R, R_c)                               # s R^T Rc per joint (21, 3, 3)
+            r = X - (s * (np.einsum("jab,jb->ja", R_c, bind) + t_c) @ R + t)
+            M += np.einsum("jba,jbc->jac", J, J)
+            rhs += np.einsum("jba,jb->ja", J, r)
         delta = np.linalg.solve(M, rhs[..., None])[..., 0]
     return delta

@@ -211,6 +211,42 @@ class RiggedHand:
         return cls(verts=verts, faces=faces, joint_names=list(JOINT_NAMES), parents=PARENTS.copy(),
                    inverse_bind=ibm, bind_world=bind_world, weights=dense / s, path=str(path))
 
+    def with_bone_scales(self, scales: np.ndarray) -> "RiggedHand":
+        """The same rig with each bone lengthened by a factor (a different hand shape, same topology).
+
+        Bone j runs from the bind position of skin joint ``parents[j]`` to that of joint j. New bind positions
+        follow the chains from the wrist: ``b'_j = b'_parent + scales[j] (b_j - b_parent)``; every vertex moves by
+        the skin-weighted mean of its joints' displacements (segments shift with their joints; the skin between
+        two joints stretches with the weights); the label offsets scale with their carrier bone. Joint frames
+        keep their orientation, so articulation axes are unchanged.
+
+        Args:
+            scales: (25,) positive factors per skin joint (the wrist's is ignored).
+        Returns:
+            a new :class:`RiggedHand`.
+        Raises:
+            ValueError: scales not (25,) positive finite.
+        """
+        scales = np.asarray(scales, np.float64)
+        if scales.shape != (len(self.joint_names),) or not np.all(np.isfinite(scales) & (scales > 0)):
+            raise ValueError(f"bone scales must be ({len(self.joint_names)},) positive, got {scales.shape}")
+        b = self.bind_joints
+        nb = b.copy()
+        for j in range(len(b)):  # topological order: parents first
+            p = self.parents[j]
+            if p >= 0:
+                nb[j] = nb[p] + scales[j] * (b[j] - b[p])
+        world = self.bind_world.copy()
+        world[:, :3, 3] = nb
+        verts = self.verts + self.weights @ (nb - b)
+        offsets = None
+        if self.label_offsets is not None:
+            carrier_scale = np.where(JOINTS21 == 0, 1.0, scales[JOINTS21])
+            offsets = self.label_offsets * carrier_scale[:, None]
+        return RiggedHand(verts=verts, faces=self.faces, joint_names=self.joint_names, parents=self.parents,
+                          inverse_bind=np.linalg.inv(world), bind_world=world, weights=self.weights, path=self.path,
+                          weld=self.weld, label_offsets=offsets)
+
     def transforms(self, rotations: np.ndarray | None = None) -> np.ndarray:
         """Posed joint transforms ``A_j`` (module docstring) acting on bind-pose points.
 

