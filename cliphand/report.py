@@ -29,7 +29,7 @@ from .errors import DataError
 from .io import atomic_path, read_json, read_npz, save_text
 from .markdown import DASH, fmt, md_table
 from .report_speed import realworld_vs_peer, speed_section
-from .report_training import clip_claim_section, data_look_section, experiment_log_section
+from .report_training import clip_claim_section, data_look_section, experiment_log_section, targets_section
 from .skeleton import BONES, FINGER_COLOURS, JOINT_NAMES
 
 # ---- published figures (NOTES §5 and §6); everything else in the report comes from pipeline files ----
@@ -586,12 +586,17 @@ def _ablation_section(doc: _Doc, params: dict, inp: dict) -> None:
     n_train = ((inp["stages"].get("preprocess") or {}).get("samples") or {}).get("train")
     ep = sorted({settings[r].get("epochs") for r in runs} - {None})
     nt = sorted({settings[r].get("n_train") for r in runs} - {None})
+    frozen = sorted({bool(settings[r].get("freeze_backbone")) for r in runs})
+    ft_n = ft.get("n_train", params.get("finetune", {}).get("n_train")) or n_train
+    how = ("with the visual encoder frozen (only the joint regressor, the CLIP head and the mesh regressor learn)"
+           if frozen == [True] else "end to end" if frozen == [False] else "with or without a frozen visual encoder")
     doc.add(f"**The ablation schedule is shorter than the main run**: each row is finetuned from the shared "
-            f"pretrained checkpoint for {', '.join(map(str, ep)) or '?'} epoch(s) on the first "
+            f"pretrained checkpoint {how} for {', '.join(map(str, ep)) or '?'} epoch(s) on the first "
             f"{', '.join(map(str, nt)) or '?'} training images, while the main run finetunes for {ft_epochs} "
-            f"epochs on all {n_train if n_train is not None else '?'}; compare rows with each other, not with "
+            f"epoch(s) on {ft_n if ft_n is not None else '?'} images; compare rows with each other, not with "
             "the main results. Ours: the splits of `ablate.eval_on` (the validation split aside); paper "
-            "columns: FreiHAND validation (MPJPE/median: our root-relative errors vs. the paper's PJPE).", "")
+            "columns: FreiHAND validation (MPJPE/median: our root-relative errors vs. the paper's PJPE), where "
+            "every row is a full 200-epoch training.", "")
     for r in absent:
         doc.miss(f"ablation row `{r}` (`data/ablate/{r}/metrics.json`; stage ablate@{r} not run)")
     splits = [x for x in (ab.get("eval_on") or []) if x != "val"] or list(ab.get("eval_on") or [])
@@ -667,10 +672,11 @@ def _ablation_section(doc: _Doc, params: dict, inp: dict) -> None:
         for r in present:
             s = settings[r]
             rows.append([f"`{r}`", s.get("epochs", DASH), s.get("batch_size", DASH), s.get("n_joints", DASH),
-                         s.get("n_train", DASH), module_label(s),
+                         s.get("n_train", DASH), "yes" if s.get("freeze_backbone") else "no", module_label(s),
                          ", ".join(map(str, inp["ablate"][r].get("seeds") or [])) or DASH,
                          fmt(inp["ablate"][r].get("train_seconds"), 1)])
-        doc.add(md_table(["row", "epochs", "B", "N", "n_train", "modules", "seeds", "train s (all seeds)"], rows), "")
+        doc.add(md_table(["row", "epochs", "B", "N", "n_train", "frozen encoder", "modules", "seeds",
+                          "train s (all seeds)"], rows), "")
 
 
 def _seed_noise(doc: _Doc, row: str | None, ref: dict | None, splits: Sequence[str]) -> None:
@@ -787,6 +793,14 @@ def _figures_section(doc: _Doc, root: Path, params: dict, inp: dict, fig_dir: Pa
             doc.add("*(no template faces: mesh not drawn)*", "")
 
 
+def total_wall_s(inp: dict) -> float | None:
+    """Sum of the stage wall times (s) over every stage metrics file, or None when any is missing."""
+    ms = list(inp["stages"].values()) + list(inp["evals"].values()) + list(inp["ablate"].values())
+    if not ms or any(m is None or not isinstance(m.get("wall_s"), (int, float)) for m in ms):
+        return None
+    return float(sum(m["wall_s"] for m in ms))
+
+
 def _walltime_section(doc: _Doc, inp: dict) -> None:
     doc.add("## Stage wall time", "")
     rows, total = [], 0.0
@@ -849,6 +863,7 @@ def build_report(root: Path, params: dict, out_md: Path, fig_dir: Path) -> dict:
         doc.figures.append(path)
         doc.add(f"**{caption}**", "", f"![{caption}]({_rel(path, out_md)})", "")
 
+    targets_section(doc, root, inp, total_wall_s(inp))
     data_look_section(doc, root, params, fig_dir, show)
     _main_section(doc, inp)
     _retrieval_section(doc, inp, fig_dir, out_md)

@@ -190,7 +190,7 @@ def test_retrieval_table_matches(fake):
 def test_ablation_tables_paper_labelled_and_missing_row(fake):
     md = fake["md"]
     abl = md[md.index("## Ablations"):md.index("## Figures")]
-    assert "shorter than the main run" in abl and "1 epoch(s)" in abl and "3 epochs" in abl
+    assert "shorter than the main run" in abl and "1 epoch(s)" in abl and "3 epoch(s)" in abl
     header = _table_row(abl, "B", "Table 3")
     assert f"{PAPER}: PA-PJPE (mm)" in header
     b8 = dict(zip(header, _table_row(abl, "8", "Table 3")))

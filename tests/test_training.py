@@ -105,3 +105,43 @@ def test_checkpoint_round_trip_and_bad_file(tiny, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="bad.pt"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_frozen_backbone_keeps_encoder_and_its_statistics(tiny):
+    root, template = tiny
+    model = _model(template)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ds = PreparedSet(root / "train", root / "train_text.npz")
+    train(model, ds, {**CFG, "epochs": 1, "freeze_backbone": True}, phase="finetune",
+          work_path=root / "frozen.resume.pt", faces=torch.as_tensor(template["faces"], dtype=torch.long))
+    after = model.state_dict()
+    enc = [k for k in after if k.startswith("backbone.")]
+    assert enc and all(torch.equal(before[k], after[k]) for k in enc)        # weights and BN running stats
+    assert not torch.equal(before["joint_regressor.out_x.weight"], after["joint_regressor.out_x.weight"])
+    assert not torch.equal(before["mesh_regressor.vert_head.0.weight"], after["mesh_regressor.vert_head.0.weight"])
+
+
+def test_warmup_then_cosine_schedule():
+    from cliphand.training import make_optimizer
+
+    net = torch.nn.Linear(2, 2)
+    opt, sched = make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 2, "warmup_steps": 4,
+                                      "schedule": "cosine"}, steps_per_epoch=10)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])                  # linear warm-up
+    assert lrs[4] == pytest.approx(1.0) and lrs[-1] < 0.02                    # cosine down to ~0
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    opt, sched = make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 4, "schedule": "step",
+                                      "lr_decay": 0.25, "decay_every": 0.5}, steps_per_epoch=5)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 1.0 and lrs[9] == 1.0 and lrs[10] == 0.25                # x0.25 after half the epochs
+    with pytest.raises(ValueError, match="schedule"):
+        make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 1, "schedule": "linear"}, 1)
