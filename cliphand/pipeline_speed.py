@@ -47,7 +47,7 @@ def train_step_rate(model, dataset: PreparedSet, cfg: dict, faces: torch.Tensor,
     """
     bs = int(cfg["batch_size"])
     batches = iter([dataset.batch(i) for i in _batches(len(dataset), bs, warmup + iters, seed=1)])
-    opt, _ = make_optimizer(model, cfg)
+    opt, _ = make_optimizer(model, cfg, steps_per_epoch=warmup + iters)
     gen = torch.Generator().manual_seed(0)
     model.train()
 
