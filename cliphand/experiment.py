@@ -92,13 +92,16 @@ def run_pretrain(params: dict, root: Path, out: Path, log=None) -> list[dict]:
     return history
 
 
-def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = None, log=None) -> list[dict]:
+def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = None, log=None,
+                 validate: bool = True) -> list[dict]:
     """Fine-tune the full model end to end from the pretrained checkpoint and save ``out``.
 
     Args:
         overrides: ablation settings: ``batch_size``, ``n_joints``, ``epochs``, ``n_train`` (use the first
             n training samples; default ``finetune.n_train``, null = all), ``freeze_backbone``, ``seed`` and
             the model switches ``use_clip``, ``use_projection``, ``use_sparse_to_dense``.
+        validate: score :func:`validation_sets` after every epoch (the ablation rows, scored on their
+            evaluation splits afterwards, skip it).
     """
     overrides = dict(overrides or {})
     n_joints = int(overrides.pop("n_joints", params["text"]["n_joints"]))
@@ -117,7 +120,7 @@ def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = N
     model.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
     faces = torch.as_tensor(np.asarray(template["faces"]), dtype=torch.long)
     history = train(model, train_set, cfg, phase="finetune", work_path=out.with_suffix(".resume.pt"), faces=faces,
-                    val_sets=validation_sets(params, root, cfg["val_limit"]), log=log)
+                    val_sets=validation_sets(params, root, cfg["val_limit"]) if validate else None, log=log)
     save_checkpoint(out, model, mcfg, template, {"phase": "finetune", "history": history, "n_joints": n_joints,
                                                  "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
     return history
@@ -186,7 +189,7 @@ def run_ablation_row(params: dict, root: Path, row: str, out_dir: Path, log=None
     per_seed, seconds = {}, 0.0
     for seed in seeds:
         out = Path(out_dir) / f"seed{seed}.pt"
-        history = run_finetune(params, root, out, overrides={**settings, "seed": seed}, log=log)
+        history = run_finetune(params, root, out, overrides={**settings, "seed": seed}, log=log, validate=False)
         seconds += sum(h["seconds"] for h in history)
         per_seed[str(seed)] = {data: run_evaluation(out, root, data, text_of.get(data) if same_n else None, params)[0]
                                for data in ab["eval_on"]}

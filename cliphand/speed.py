@@ -147,7 +147,9 @@ def run_pipeline_speed(params: dict, root: Path) -> dict:
 
     b = params["benchmark"]["pipeline"]
     n_joints = int(params["text"]["n_joints"])
-    data = PreparedSet(prep_dir(root, "train"), text_path(root, "train", n_joints))
+    # the finetuned subset: text features are cached for it only (cliphand.text.cache.embed_splits)
+    data = PreparedSet(prep_dir(root, "train"), text_path(root, "train", n_joints),
+                       limit=params["finetune"].get("n_train"))
     cfg = phase_cfg(params, "finetune")
     cfg["device"] = "cpu"  # the loader and augmentation run on the CPU; time the step there too
     bs = int(cfg["batch_size"])

@@ -111,8 +111,11 @@ def test_pipeline_speed_parts(tiny):
     lo = loader_rate(data, 8, warmup=1, iters=3)
     assert lo["batch"] == 8 and lo["images_per_s"] > 0
     model_t = build_model({**TINY_MODEL, "text_dim": data.text.shape[-1]}, template)
-    cfg = {"batch_size": 8, "lr": 1e-3, "epochs": 1, "input_size": TINY_MODEL["input_size"], "depth_range": 0.3,
-           "augment": {}, "loss": {"alpha1": 1, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1}, "use_clip": True}
+    cfg = {"batch_size": 8, "lr": 1e-3, "weight_decay": 1e-4, "epochs": 1, "input_size": TINY_MODEL["input_size"],
+           "depth_range": 0.3, "augment": {"rotation_deg": 30, "scale": [0.9, 1.1], "shift": 0.05, "photometric": 0.3,
+                                           "amplitude_mix": 0.5, "amplitude_beta": 0.1},
+           "loss": {"alpha1": 1, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1, "lixel": 0.1, "lixel_sigma": 1.0},
+           "use_clip": True}
     before = [p.detach().clone() for p in model_t.parameters()]
     st = train_step_rate(model_t, data, cfg, torch.as_tensor(template["faces"], dtype=torch.long), warmup=0, iters=2)
     assert st["images_per_s"] > 0

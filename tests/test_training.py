@@ -145,3 +145,25 @@ def test_warmup_then_cosine_schedule():
     assert lrs[0] == 1.0 and lrs[9] == 1.0 and lrs[10] == 0.25                # x0.25 after half the epochs
     with pytest.raises(ValueError, match="schedule"):
         make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 1, "schedule": "linear"}, 1)
+
+
+def test_pretrained_modules_learn_slower_and_warmup_is_capped():
+    from cliphand.training import make_optimizer
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone, self.joint_regressor, self.mesh_regressor = (torch.nn.Linear(2, 2) for _ in range(3))
+
+    net = Net()
+    opt, sched = make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 1, "warmup_steps": 100,
+                                      "pretrained_lr_mult": 0.1}, steps_per_epoch=10)
+    pre, new = opt.param_groups
+    assert len(pre["params"]) == 4 and len(new["params"]) == 2
+    lrs = []
+    for _ in range(10):
+        lrs.append((pre["lr"], new["lr"]))
+        opt.step()
+        sched.step()
+    assert lrs[0] == pytest.approx((0.05, 0.5)) and lrs[1] == pytest.approx((0.1, 1.0))   # warm-up of 2 = 10 // 5
+    assert all(a == pytest.approx(0.1 * b) for a, b in lrs)
