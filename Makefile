@@ -6,15 +6,24 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test smoke ui
+.PHONY: setup repro test smoke ui lock
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# the pinned versions of requirements.lock (what the tests ran with), then cliphand itself without resolving again
+$(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,peers,video]'
+	$(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
+
+# re-pin requirements.lock to what .venv holds now (after changing pyproject.toml's dependencies and testing)
+lock: setup
+	$(BIN)/python -m pip install -q pip-tools
+	$(BIN)/pip freeze --exclude-editable | grep -v -e '^pip-tools==' -e '^build==' -e '^pyproject_hooks==' > $(VENV)/freeze.txt
+	$(BIN)/pip-compile -q --no-strip-extras --extra test --extra peers --extra video -c $(VENV)/freeze.txt \
+	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o requirements.lock pyproject.toml
 
 repro: setup
 	dvc repro

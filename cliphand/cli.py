@@ -21,10 +21,13 @@ from .errors import DataError
 
 
 def _profile(args: argparse.Namespace) -> int:
+    from .settings import validate
+
+    over = load_yaml(args.profile)
+    base = load_yaml(args.base)
+    merged = deep_merge(base, over)
+    validate(merged, f"{args.base} + {args.profile}")  # DataError: the key, the value, what is allowed
     if args.set_args:
-        over = load_yaml(args.profile)
-        base = load_yaml(args.base)
-        merged = deep_merge(base, over)
         keys = flatten(over)
         if any("__replace__" in k for k in keys):
             print(f"{args.profile}: replaces whole mappings; -S can only set values. Use --out instead.",
@@ -185,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")
     pr.set_defaults(func=_predict)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except DataError as e:  # bad settings or input files: the message names them, no traceback
+        print(f"cliphand {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import build_model, load_checkpoint, read_template, save_checkpoint
+from .checkpoint import build_model, load_checkpoint, load_weights, read_template, save_checkpoint
 from .config import resolve_path
 from .data.loader import PreparedSet
 from .data.preprocess import read_meta
@@ -85,10 +85,12 @@ def run_pretrain(params: dict, root: Path, out: Path, log=None) -> list[dict]:
     mcfg = model_cfg(params)
     torch.manual_seed(int(cfg["seed"]))  # the initial weights follow the seed
     model = build_model(mcfg, template)
-    history = train(model, train_set, cfg, phase="pretrain", work_path=out.with_suffix(".resume.pt"),
+    work = out.with_suffix(".resume.pt")
+    history = train(model, train_set, cfg, phase="pretrain", work_path=work, model_cfg=mcfg,
                     val_sets=validation_sets(params, root, cfg["val_limit"]), log=log)
     save_checkpoint(out, model, mcfg, template, {"phase": "pretrain", "history": history,
                                                  "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
+    work.unlink(missing_ok=True)  # only now: a kill before this line resumes from the last epoch
     return history
 
 
@@ -115,14 +117,16 @@ def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = N
     cfg["n_joints"] = n_joints
     torch.manual_seed(int(cfg["seed"]))  # the weights not taken from pretraining follow the seed
     model = build_model(mcfg, template)
-    state = torch.load(pre, map_location="cpu", weights_only=False)["model"]
+    state = load_weights(pre)["model"]
     own = model.state_dict()
     model.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
     faces = torch.as_tensor(np.asarray(template["faces"]), dtype=torch.long)
-    history = train(model, train_set, cfg, phase="finetune", work_path=out.with_suffix(".resume.pt"), faces=faces,
+    work = out.with_suffix(".resume.pt")
+    history = train(model, train_set, cfg, phase="finetune", work_path=work, faces=faces, model_cfg=mcfg,
                     val_sets=validation_sets(params, root, cfg["val_limit"]) if validate else None, log=log)
     save_checkpoint(out, model, mcfg, template, {"phase": "finetune", "history": history, "n_joints": n_joints,
                                                  "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
+    work.unlink(missing_ok=True)  # only now: a kill before this line resumes from the last epoch
     return history
 
 

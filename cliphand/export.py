@@ -43,6 +43,19 @@ class InferenceModel(nn.Module):
         return pose["uvd"], self.model.mesh(pose)["verts"]
 
 
+class StackedInference(InferenceModel):
+    """:class:`InferenceModel` with one output tensor, the form MLflow's pytorch flavor serves through
+    ``mlflow.pyfunc`` (its wrapper expects a single tensor).
+
+    forward(images (B, 3, S, S) ImageNet-normalised float32) -> (B, 21 + V, 3) normalised uvd: rows 0-20 the
+    soft-argmax joints, then the V mesh vertices.
+    """
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        uvd, verts = super().forward(images)
+        return torch.cat([uvd, verts], dim=1)
+
+
 def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int = OPSET) -> dict:
     """Export ``model``'s inference path (:class:`InferenceModel`, eval mode, CPU, float32) to ``path``.
 

@@ -5,8 +5,10 @@ outputs with errors that name the file."""
 from __future__ import annotations
 
 import contextlib
+import copyreg
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -94,3 +96,36 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray] | None:
             return {k: z[k] for k in z.files}
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a data error
         raise DataError(f"{path}: not a readable .npz ({exc})") from exc
+
+
+_NUMPY_MODULES = {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
+                  "numpy._core.numeric"}
+_NUMPY_NAMES = {"_reconstruct", "scalar", "_frombuffer", "ndarray", "dtype"}
+_BUILTIN_NAMES = {"object", "set", "frozenset", "list", "dict", "tuple", "slice", "complex", "bytearray",
+                  "bytes", "str", "int", "float", "bool"}
+
+
+class ArrayUnpickler(pickle.Unpickler):
+    """Restricted unpickler for data files of the public releases (RHD annotations, MANO models): NumPy
+    arrays and scalars, builtin containers and numbers only. A pickle can run arbitrary code when loaded;
+    this one can only build data, and any other class raises ``pickle.UnpicklingError`` naming it.
+
+    Usage: ``ArrayUnpickler(file, encoding="latin1").load()`` (``latin1`` for Python 2 pickles)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in _NUMPY_MODULES and name in _NUMPY_NAMES:
+            if module.startswith("numpy.core"):          # numpy >= 2 moved numpy.core to numpy._core
+                try:
+                    return super().find_class("numpy._core" + module[len("numpy.core"):], name)
+                except (ImportError, AttributeError):
+                    pass
+            return super().find_class(module, name)
+        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
+            return copyreg._reconstructor
+        if module in ("__builtin__", "builtins") and name in _BUILTIN_NAMES:
+            return super().find_class(module, name)
+        if module == "_codecs" and name == "encode":  # bytes in protocol-2 pickles written by Python 3
+            return super().find_class(module, name)
+        if module == "collections" and name == "OrderedDict":
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load class {module}.{name} (only arrays and containers are allowed)")

@@ -76,14 +76,20 @@ def lixel_loss(logits: torch.Tensor, uvd_gt: torch.Tensor, sigma: float = 1.0) -
     return (kl * inside).sum() / inside.sum().clamp(min=1.0)
 
 
-def normal_loss(pred_verts: torch.Tensor, gt_verts: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+def normal_loss(pred_verts: torch.Tensor, gt_verts: torch.Tensor, faces: torch.Tensor,
+                rel_eps: float = 0.1) -> torch.Tensor:
     """Eq. 5 (normal term, I2L-MeshNet / MobRecon): |cos| between predicted face edges and GT face normals.
 
     For each face (i, j, k) the three predicted edge directions (j-i, k-i, k-j), unit length, should be
     perpendicular to the GT unit normal ``(gt_j-gt_i) x (gt_k-gt_i)``; the loss is the mean |dot product|.
+    An edge e is made unit as ``e / sqrt(|e|^2 + eps^2)`` with ``eps = rel_eps`` x the length of the same
+    GT edge (our addition): a predicted edge of length zero (the residual mesh regressor starts with every
+    vertex on its nearest joint) or a nearly zero one would otherwise get a gradient of order 1/|e| and blow the mesh apart
+    (measured: PA-MPVPE 27 -> 42 mm over one finetune epoch; 18 mm without eq. 5).
 
     Args:
         pred_verts, gt_verts: (B, V, 3), any common unit. faces: (F, 3) integer vertex indices.
+        rel_eps: the length floor of an edge, as a fraction of its GT length (>= 0; 0 = plain unit vectors).
     Returns:
         scalar tensor, 0 when the prediction equals the GT (up to a similarity transform).
     Raises:
@@ -91,11 +97,14 @@ def normal_loss(pred_verts: torch.Tensor, gt_verts: torch.Tensor, faces: torch.T
     """
     faces = _check_mesh(pred_verts, gt_verts, faces, "normal_loss")
     i, j, k = faces[:, 0], faces[:, 1], faces[:, 2]
-    e1 = F.normalize(pred_verts[:, j] - pred_verts[:, i], dim=-1)
-    e2 = F.normalize(pred_verts[:, k] - pred_verts[:, i], dim=-1)
-    e3 = F.normalize(pred_verts[:, k] - pred_verts[:, j], dim=-1)
+
+    def unit(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        e = pred_verts[:, b] - pred_verts[:, a]
+        floor = rel_eps * (gt_verts[:, b] - gt_verts[:, a]).norm(dim=-1, keepdim=True)
+        return e / ((e * e).sum(-1, keepdim=True) + floor ** 2 + 1e-12).sqrt()
+
     n_gt = F.normalize(torch.cross(gt_verts[:, j] - gt_verts[:, i], gt_verts[:, k] - gt_verts[:, i], dim=-1), dim=-1)
-    cos = torch.stack([(e * n_gt).sum(-1).abs() for e in (e1, e2, e3)], dim=1)  # (B, 3, F)
+    cos = torch.stack([(e * n_gt).sum(-1).abs() for e in (unit(i, j), unit(i, k), unit(j, k))], dim=1)  # (B, 3, F)
     return cos.mean()
 
 

@@ -51,7 +51,6 @@ FreiHAND conventions (read in lmb-freiburg/freihand, ``utils/model.py``, ``utils
 
 from __future__ import annotations
 
-import copyreg
 import os
 import pickle
 import time
@@ -63,7 +62,7 @@ import scipy.sparse as sp
 
 from .data.freihand import load_json_array
 from .errors import DataError
-from .io import atomic_path, save_npz
+from .io import ArrayUnpickler, atomic_path, save_npz
 
 __all__ = [
     "AUTHORS_TIPS", "FREIHAND_ROOT", "FREIHAND_TIPS", "FREIHAND_TIP_SLOTS", "MANO_KEYS", "MANO_TO_FREIHAND",
@@ -168,41 +167,18 @@ def _chumpy_value(obj: Any, depth: int) -> np.ndarray:
                      f"(no 'x' or 'a'; state keys {sorted(map(str, state))})")
 
 
-_NUMPY_MODULES = {"numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
-                  "numpy._core.numeric"}
-_NUMPY_NAMES = {"_reconstruct", "scalar", "_frombuffer", "ndarray", "dtype"}
-_BUILTIN_NAMES = {"object", "set", "frozenset", "list", "dict", "tuple", "slice", "complex", "bytearray",
-                  "bytes", "str", "int", "float", "bool"}
-
-
-class _MANOUnpickler(pickle.Unpickler):
-    """Unpickler for MANO files: numpy arrays, scipy sparse matrices, basic containers and chumpy stand-ins
-    only (a pickle can run arbitrary code; this one can only build data). Never imports chumpy."""
+class _MANOUnpickler(ArrayUnpickler):
+    """Unpickler for MANO files: what :class:`cliphand.io.ArrayUnpickler` allows, plus scipy sparse matrices and
+    chumpy stand-ins (a pickle can run arbitrary code; this one can only build data). Never imports chumpy."""
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "chumpy" or module.startswith("chumpy."):
             return _standin_class(module, name)
-        if module in _NUMPY_MODULES and name in _NUMPY_NAMES:
-            if module.startswith("numpy.core"):
-                module = "numpy._core" + module[len("numpy.core"):]
-                try:
-                    return super().find_class(module, name)
-                except (ImportError, AttributeError):
-                    module = "numpy.core" + module[len("numpy._core"):]
-            return super().find_class(module, name)
         if module == "scipy.sparse" or module.startswith("scipy.sparse."):
             cls = getattr(sp, name, None)
             if isinstance(cls, type) and (name.endswith("_matrix") or name.endswith("_array")):
                 return cls
-        if module in ("copy_reg", "copyreg") and name == "_reconstructor":
-            return copyreg._reconstructor
-        if module in ("__builtin__", "builtins") and name in _BUILTIN_NAMES:
-            return super().find_class(module, name)
-        if module == "_codecs" and name == "encode":  # bytes in protocol-2 pickles written by Python 3
-            return super().find_class(module, name)
-        if module == "collections" and name == "OrderedDict":
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load class {module}.{name} (not part of a MANO file)")
+        return super().find_class(module, name)
 
 
 def _parents(kintree: np.ndarray) -> np.ndarray:

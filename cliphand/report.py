@@ -24,6 +24,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from .checkpoint import load_checkpoint, load_weights
 from .config import fingerprint, resolve_path
 from .errors import DataError
 from .io import atomic_path, read_json, read_npz, save_text
@@ -758,9 +759,8 @@ def _figures_section(doc: _Doc, root: Path, params: dict, inp: dict, fig_dir: Pa
         if phase == "finetune" and ckpt is not None:
             hist[phase] = ckpt.get("meta", {}).get("history", [])
         elif path.is_file():
-            import torch
             try:
-                hist[phase] = torch.load(path, map_location="cpu", weights_only=False).get("meta", {}).get("history", [])
+                hist[phase] = load_weights(path).get("meta", {}).get("history", [])
             except Exception as exc:  # noqa: BLE001 - a corrupt checkpoint is reported, not fatal here
                 doc.miss(f"`{doc.rel(path)}` is not readable ({type(exc).__name__})")
         else:
@@ -853,7 +853,6 @@ def build_report(root: Path, params: dict, out_md: Path, fig_dir: Path) -> dict:
     model = ckpt = None
     ft = resolve_path("data/models/finetune.pt", root)
     if ft.is_file():
-        from .checkpoint import load_checkpoint
         model, ckpt = load_checkpoint(ft)
     _intro(doc, params, inp, model, ckpt)
     after_intro = len(doc.lines)

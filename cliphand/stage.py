@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from . import tracking
 from .config import load_params, repo_root, resolve_path
 from .io import save_json
+from .settings import validate
 
 
 @dataclass
@@ -82,8 +83,11 @@ def environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def stage_context(name: str, parent: str | None = None) -> Iterator[StageContext]:
-    """Open the stage's MLflow run (named ``name``, grouped under ``parent`` if given)."""
+    """Check params.yaml against its schema (:func:`cliphand.settings.validate`; DataError naming the key,
+    the value and what is allowed, before any work), then open the stage's MLflow run (named ``name``,
+    grouped under ``parent`` if given)."""
     root = repo_root()
     params = load_params(root / "params.yaml")
+    validate(params, str(root / "params.yaml"))
     with tracking.stage_run(name, params, parent=parent, root=root) as run:
         yield StageContext(name=name, root=root, params=params, run=run)

@@ -104,6 +104,40 @@ class Run:
         if self._mlflow is not None:
             self._mlflow.set_tags(tags)
 
+    def log_model(self, module, example, name: str = "model") -> str | None:
+        """Log ``module`` (a torch ``nn.Module`` with one tensor output) as an MLflow model, pytorch flavor,
+        with the signature of ``example`` -> its output and ``example`` as the input example, so that
+        ``mlflow.pyfunc.load_model(uri).predict(array)`` serves it. Returns the model URI, or None when
+        tracking is off."""
+        if self._mlflow is None:
+            return None
+        import mlflow.pytorch
+        import numpy as np
+        import torch
+        from mlflow.models import infer_signature
+
+        example = np.ascontiguousarray(example, dtype=np.float32)
+        module.eval()
+        with torch.no_grad():
+            output = module(torch.as_tensor(example)).numpy()
+        # pickle format: the default torch.export ("pt2") format cannot reload this model (a buffer view of
+        # the mesh levels fails its storage check in torch 2.14), as the dynamo ONNX exporter fails on it
+        info = mlflow.pytorch.log_model(module, name=name, signature=infer_signature(example, output),
+                                        input_example=example, serialization_format="pickle",
+                                        pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy",
+                                                          "cliphand"])
+        return info.model_uri
+
+    def log_dataset(self, features, source: str | os.PathLike, name: str, context: str = "training") -> None:
+        """Record a prepared dataset as an input of the run (MLflow's Dataset column): ``features`` is an
+        array that identifies it (its labels; the digest is computed from it), ``source`` its folder."""
+        if self._mlflow is None:
+            return
+        import mlflow.data
+
+        dataset = mlflow.data.from_numpy(features, source=str(source), name=name)
+        self._mlflow.log_input(dataset, context=context)
+
 
 @contextlib.contextmanager
 def stage_run(stage: str, params: dict | None = None, parent: str | None = None,
@@ -153,3 +187,35 @@ def _find_or_create_parent(mlflow, exp_id: str, name: str, tags: dict[str, str])
     run = client.create_run(exp_id, run_name=name, tags={**tags, "cliphand.group": name})
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def log_trained_model(run: Run, checkpoint: str | os.PathLike, datasets: dict[str, str | os.PathLike],
+                      example_set: str) -> str | None:
+    """Log a trained checkpoint to ``run`` as an MLflow model and its prepared datasets as run inputs.
+
+    Args:
+        run: the stage's :class:`Run` (no-op when tracking is off).
+        checkpoint: a file of :func:`cliphand.checkpoint.save_checkpoint`.
+        datasets: context name (``training``, ``validation``, ...) -> prepared split folder (``data/prep/<x>``);
+            each is logged by its joint labels (n, 21, 3), which fix its digest.
+        example_set: the key of ``datasets`` whose first crop, normalised, is the model's input example.
+    Returns:
+        the model URI (``models:/...``), or None when tracking is off.
+    The model is :class:`cliphand.export.StackedInference`: ImageNet-normalised crops (B, 3, S, S) float32 ->
+    (B, 21 + V, 3) normalised uvd (joints, then vertices).
+    """
+    if run._mlflow is None:
+        return None
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .data.augment import normalise
+    from .data.loader import PreparedSet
+    from .export import StackedInference
+
+    sets = {context: PreparedSet(path) for context, path in datasets.items()}
+    for context, data in sets.items():
+        run.log_dataset(data.labels["joints"], data.dir, name=data.dir.name, context=context)
+    model, _ = load_checkpoint(checkpoint)
+    example = normalise(sets[example_set].batch([0])["image"]).numpy()
+    return run.log_model(StackedInference(model), example)

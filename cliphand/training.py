@@ -226,7 +226,8 @@ def validation_metrics(model, dataset: PreparedSet, input_size: int, depth_range
 
 
 def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Path, faces: torch.Tensor | None = None,
-          val_sets: dict[str, PreparedSet] | None = None, log: LogFn | None = None) -> list[dict]:
+          val_sets: dict[str, PreparedSet] | None = None, log: LogFn | None = None,
+          model_cfg: dict | None = None) -> list[dict]:
     """Train ``model`` in place for ``cfg['epochs']`` epochs, resuming from ``work_path`` if it holds a
     checkpoint of the same settings.
 
@@ -236,12 +237,16 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
             augment {rotation_deg, scale, photometric}, input_size, depth_range, val_limit; for finetune also
             loss {alpha1..alpha4} and use_clip; optional max_steps_per_epoch, device (``cpu`` | ``cuda`` |
             ``auto``, see :func:`resolve_device`; the model is moved there) and amp (bfloat16 autocast on CUDA).
-        work_path: the resume checkpoint (written after every epoch atomically, removed at the end).
+        work_path: the resume checkpoint, written atomically after every epoch and left in place at the end:
+            the caller removes it once the final checkpoint is on disk, so a kill at any moment loses at
+            most the current epoch. It is used only when its fingerprint matches: the phase, ``cfg``,
+            ``model_cfg`` and :meth:`PreparedSet.content_hash` of the training data.
         faces: (F, 3) template faces (finetune).
         val_sets: name -> split scored after every epoch by :func:`validation_metrics` (e.g. the synthetic
             ``val`` split and ``real_dev``, the development subset of the real photos); recorded as
             ``<name>_pa_mpjpe_mm`` and ``<name>_mpjpe_mm``.
         log: called as ``log(metrics, epoch)`` after every epoch (MLflow).
+        model_cfg: the model's settings (part of the resume fingerprint).
     Returns:
         Per-epoch history: dicts of mean loss terms, lr, validation errors (mm), seconds and samples/s.
     Raises:
@@ -262,12 +267,17 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
     frozen = bool(cfg.get("freeze_backbone", False))
     model.backbone.requires_grad_(not frozen)  # before the optimizer: it takes the trainable parameters only
     opt, sched = make_optimizer(model, cfg, steps)
-    key = fingerprint({"phase": phase, "cfg": cfg, "n": len(train_set)})
+    key = fingerprint({"phase": phase, "cfg": cfg, "model": model_cfg, "n": len(train_set),
+                       "data": train_set.content_hash()})
     history: list[dict] = []
     start = 0
     work_path = Path(work_path)
     if work_path.exists():
-        state = torch.load(work_path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(work_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a foreign or damaged file is ignored, never executed
+            print(f"[{phase}] ignoring {work_path}: not a resume checkpoint ({str(exc).splitlines()[0][:120]})")
+            state = {}
         if state.get("fingerprint") == key:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -321,6 +331,4 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
                         "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch}, tmp)
         if log is not None:
             log(record, epoch + 1)
-    if work_path.exists():
-        work_path.unlink()
     return history

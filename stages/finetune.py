@@ -1,10 +1,15 @@
-"""DVC stage `finetune`: the full model end to end from the pretrained weights → data/models/finetune.pt."""
+"""DVC stage `finetune`: the full model from the pretrained weights → data/models/finetune.pt, also logged to
+MLflow as a model (with its prepared datasets as run inputs)."""
 
 from cliphand.experiment import run_finetune
 from cliphand.stage import stage_context
+from cliphand.tracking import log_trained_model
 
 with stage_context("finetune") as st:
-    history = run_finetune(st.params, st.root, st.path("data/models/finetune.pt"), log=st.run.log_metrics)
+    out = st.path("data/models/finetune.pt")
+    history = run_finetune(st.params, st.root, out, log=st.run.log_metrics)
+    log_trained_model(st.run, out, {"training": st.path("data/prep/train"), "validation": st.path("data/prep/val")},
+                      example_set="validation")
     st.finish({"epochs": len(history), "total_steps": sum(h["steps"] for h in history),
                "train_s": round(sum(h["seconds"] for h in history), 1),
                **{f"final_{k}": v for k, v in history[-1].items() if k not in ("epoch", "steps")}})

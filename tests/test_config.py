@@ -34,14 +34,20 @@ def test_load_yaml_errors_name_the_file(tmp_path):
         load_yaml(tmp_path / "list.yaml")
 
 
-def test_profile_command_writes_merged_params(tmp_path, capsys):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"clip": {"batch_size": 32}, "synth": {"n_train": 10}}))
+def test_profile_command_writes_merged_params(tmp_path, capsys, repo_root):
+    base = load_yaml(repo_root / "params.yaml")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(base))
     (tmp_path / "p.yaml").write_text(yaml.safe_dump({"clip": {"batch_size": 8}}))
     assert main(["profile", str(tmp_path / "p.yaml"), "--base", str(tmp_path / "params.yaml"), "--set-args"]) == 0
     assert capsys.readouterr().out.strip() == "-S clip.batch_size=8"
     out = tmp_path / "merged.yaml"
     assert main(["profile", str(tmp_path / "p.yaml"), "--base", str(tmp_path / "params.yaml"), "--out", str(out)]) == 0
-    assert load_yaml(out) == {"clip": {"batch_size": 8}, "synth": {"n_train": 10}}
+    assert load_yaml(out) == {**base, "clip": {**base["clip"], "batch_size": 8}}
+    # a profile with a bad value is refused before anything is written
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"pretrain": {"batch_size": 0}}))
+    assert main(["profile", str(tmp_path / "bad.yaml"), "--base", str(tmp_path / "params.yaml"),
+                 "--out", str(tmp_path / "never.yaml")]) == 2
+    assert "pretrain.batch_size = 0" in capsys.readouterr().err and not (tmp_path / "never.yaml").exists()
 
 
 def test_smoke_profile_only_names_known_keys(repo_root):

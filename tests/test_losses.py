@@ -49,6 +49,21 @@ def test_mesh_losses_zero_on_identical_positive_otherwise():
     assert L.edge_length_loss(bent, v, faces).item() > 1e-3
 
 
+def test_normal_loss_gradient_bounded_on_a_collapsed_mesh():
+    # the residual mesh regressor starts with vertices on their nearest joint: zero-length edges. Plain unit
+    # vectors give gradients of order 1 / |e| there (the mesh blew apart in finetuning); the GT-relative floor
+    # keeps them of order 1 / (0.1 x GT edge length)
+    v, faces = tetra()
+    collapsed = torch.zeros_like(v) + v[:, :1]
+    collapsed[:, 3] += 1e-6                                 # tiny edges, as after a first small step
+    collapsed.requires_grad_(True)
+    L.normal_loss(collapsed, v, faces).backward()
+    assert torch.isfinite(collapsed.grad).all() and collapsed.grad.abs().max() < 100
+    plain = collapsed.detach().clone().requires_grad_(True)
+    L.normal_loss(plain, v, faces, rel_eps=0.0).backward()
+    assert plain.grad.abs().max() > 1e4                      # what the floor prevents
+
+
 def test_mesh_losses_check_shapes_and_faces():
     v, faces = tetra()
     with pytest.raises(ValueError, match="differ"):

@@ -126,3 +126,138 @@ def test_exp_run_reruns_only_dependants_and_is_tracked(smoke_repo):
     assert "bs8" in names and "workspace" in names
     parents = db.execute("select count(*) from tags where key = 'mlflow.parentRunId'").fetchone()[0]
     assert parents >= 4
+
+
+def _kill_stage_when(repo: Path, env: dict, cmd: list[str], script: str, pattern: str, tmp_path: Path) -> str:
+    """Run ``cmd``; once its log matches ``pattern``, SIGKILL the stage's own process (the python running
+    ``script``, and its worker processes; not DVC) and return the log. Fails if the stage ended before the pattern was seen."""
+    import re
+    import signal
+    import time
+
+    import psutil
+
+    log = tmp_path / "killed.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=fh, stderr=subprocess.STDOUT)
+        killed = False
+        deadline = time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline and not killed:
+            if re.search(pattern, log.read_text(errors="replace")):
+                for child in psutil.Process(proc.pid).children(recursive=True):
+                    try:
+                        if any(script in part for part in child.cmdline()):
+                            for proc_ in [child] + child.children(recursive=True):  # the stage and its workers
+                                proc_.send_signal(signal.SIGKILL)
+                            killed = True
+                    except psutil.Error:  # a helper process that already ended (zombie) or is gone
+                        continue
+            time.sleep(0.01)
+        proc.wait(timeout=120)
+    text = log.read_text(errors="replace")
+    assert killed, f"{script} ended before it could be killed:\n{text[-3000:]}"
+    assert proc.returncode != 0, "DVC must report the killed stage as failed"
+    return text
+
+
+def test_sigkill_mid_synthesize_and_mid_pretrain_then_repro_finishes(smoke_repo, tmp_path):
+    """Issue 10: a kill at any moment loses at most the current epoch and leaves nothing half-written
+    that passes for valid; the next `dvc repro` redoes the killed stage (or restores its outputs from DVC's
+    run cache, as the settings did not change) and finishes with correct outputs."""
+    from cliphand.checkpoint import load_checkpoint
+    from cliphand.data.preprocess import load_prepared
+
+    repo, env, _, params = smoke_repo
+    n_synth = sum(int(params["synth"][k]) for k in ("n_train", "n_val", "n_test"))
+    _kill_stage_when(repo, env, ["dvc", "repro", "-f", "-s", "synthesize"], "stages/synthesize.py",
+                     rf"synthesize:.*\| *([1-9]|[1-8]\d)/{n_synth} ", tmp_path)
+    _kill_stage_when(repo, env, ["dvc", "repro", "-f", "-s", "pretrain"], "stages/pretrain.py",
+                     r"pretrain 1/\d+:.*\| *1/\d+ ", tmp_path)
+    assert not (repo / "data/models/pretrain.pt").exists()       # DVC removed it; no partial file took its place
+    out = _run(["dvc", "repro"], repo, env)
+    for stage in ("synthesize", "pretrain"):  # redone, or restored from DVC's run cache of the earlier run
+        assert f"Running stage '{stage}'" in out or f"Stage '{stage}' is cached" in out, out
+    model, ckpt = load_checkpoint(repo / "data/models/pretrain.pt")
+    assert ckpt["meta"]["phase"] == "pretrain" and len(ckpt["meta"]["history"]) == params["pretrain"]["epochs"]
+    assert not list((repo / "data/models").glob("*.resume.pt"))  # removed after the final checkpoint
+    assert load_prepared(repo / "data/prep/train")["images"].shape[0] == params["synth"]["n_train"]
+    status = _run(["dvc", "status"], repo, env)
+    assert "changed" not in status and "modified" not in status, status
+
+
+def test_finetune_run_holds_the_model_and_its_datasets(smoke_repo):
+    """Issue 10: the finetune run logs the trained model (pyfunc-loadable, same joints as the checkpoint)
+    and the prepared datasets as run inputs."""
+    import mlflow
+    import numpy as np
+    import torch
+
+    from cliphand.checkpoint import load_checkpoint
+    from cliphand.data.augment import normalise
+    from cliphand.data.loader import PreparedSet
+
+    repo, env, _, _ = smoke_repo
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.mlflow.runName = 'finetune'",
+                              output_format="list")
+    assert runs, "no finetune run in MLflow"
+    run = runs[0]                          # the newest: it wrote the workspace's data/models/finetune.pt
+    names = {(d.dataset.name, t.value) for d in run.inputs.dataset_inputs for t in d.tags if t.key == "mlflow.data.context"}
+    assert ("train", "training") in names and ("val", "validation") in names
+    models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
+    mine = [m for m in models if m.source_run_id == run.info.run_id]
+    assert len(mine) == 1
+    served = mlflow.pyfunc.load_model(mine[0].model_uri)
+    x = normalise(PreparedSet(repo / "data/prep/val").batch(np.arange(4))["image"]).numpy()
+    model, _ = load_checkpoint(repo / "data/models/finetune.pt")
+    with torch.no_grad():
+        want = model.pose_features(torch.as_tensor(x))["uvd"].numpy()
+    np.testing.assert_allclose(np.asarray(served.predict(x))[:, :21], want, atol=1e-5)
+
+
+def _snapshot(repo: Path) -> dict[str, str]:
+    """sha256 of every workspace file a queued experiment must not touch (data/, params.yaml, dvc.lock,
+    reports/)."""
+    import hashlib
+
+    out = {}
+    for path in sorted(repo.rglob("*")):
+        rel = path.relative_to(repo).as_posix()
+        if path.is_file() and (rel.startswith(("data/", "reports/")) or rel in ("params.yaml", "dvc.lock")):
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def test_queued_experiments_run_in_parallel_on_their_own_params(smoke_repo):
+    """Issue 10: two queued experiments under `dvc queue start -j 2` each train with their own -S value, show
+    their own params and metrics, land in MLflow under their names, and leave the workspace byte-identical.
+    (Only the finetune stage is reproduced, to keep the suite short; the whole pipeline queues the same way.)"""
+    import time
+
+    repo, env, _, _ = smoke_repo
+    before = _snapshot(repo)
+    for bs in (4, 12):
+        _run(["dvc", "exp", "run", "--queue", "finetune", "-S", f"clip.batch_size={bs}", "-n", f"q{bs}"], repo, env)
+    t0 = time.monotonic()
+    _run(["dvc", "queue", "start", "-j", "2"], repo, env)
+    while time.monotonic() - t0 < 900:
+        status = _run(["dvc", "queue", "status"], repo, env)
+        if not any(word in status for word in ("Queued", "Running")):
+            break
+        time.sleep(2)
+    assert "Failed" not in status, status + _run(["dvc", "queue", "logs", "q4"], repo, env)[-3000:]
+    shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo, env))
+    metrics = {}
+    for bs in (4, 12):
+        exp = _find_rev(shown, f"q{bs}")
+        assert exp is not None, f"q{bs} missing from dvc exp show:\n{status}"
+        assert exp["data"]["params"]["params.yaml"]["data"]["clip"]["batch_size"] == bs
+        ft = exp["data"]["metrics"]["data/metrics/finetune.json"]["data"]
+        metrics[bs] = ft["final_loss_total"]
+    assert metrics[4] != metrics[12]                      # each trained on its own batch size
+    assert _snapshot(repo) == before                      # the workspace's files are untouched
+    db = sqlite3.connect(repo / "mlflow.db")
+    for bs in (4, 12):
+        rows = db.execute("select r.status from runs r join tags t on t.run_uuid = r.run_uuid where "
+                          "t.key = 'dvc.exp_name' and t.value = ? and r.name = 'finetune'", (f"q{bs}",)).fetchall()
+        assert rows == [("FINISHED",)], (bs, rows)

@@ -43,7 +43,7 @@ def test_finetune_runs_and_evaluates(tiny):
     ds = PreparedSet(root / "train", root / "train_text.npz")
     hist = train(model, ds, CFG, phase="finetune", work_path=root / "ft.resume.pt",
                  faces=torch.as_tensor(template["faces"], dtype=torch.long), val_sets={"val": PreparedSet(root / "val")})
-    assert len(hist) == 2 and not (root / "ft.resume.pt").exists()
+    assert len(hist) == 2 and (root / "ft.resume.pt").exists()    # the caller removes it after the final save
     for key in ("loss_joint", "loss_vert", "loss_normal", "loss_edge", "loss_consistency", "loss_clip", "loss_lixel",
                 "val_mpjpe_mm", "val_pa_mpjpe_mm"):
         assert np.isfinite(hist[-1][key]), key
@@ -105,6 +105,56 @@ def test_checkpoint_round_trip_and_bad_file(tiny, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(DataError, match="bad.pt"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+class _Exploit:
+    """A pickle payload that would create a file when unpickled."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
+
+
+def test_untrusted_checkpoint_runs_no_code_and_foreign_file_is_refused(tmp_path):
+    target = tmp_path / "pwned.txt"
+    torch.save({"model": {}, "payload": _Exploit(target)}, tmp_path / "evil.pt")
+    with pytest.raises(DataError, match="evil.pt.*not a cliphand checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not target.exists()                                   # weights_only=True never called open()
+    torch.save({"model": {"w": torch.zeros(2)}}, tmp_path / "foreign.pt")   # safe, but not ours
+    with pytest.raises(DataError, match="foreign.pt.*missing"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_resume_ignores_a_checkpoint_of_other_data_or_model(tiny, tmp_path, capsys):
+    import shutil
+
+    root, template = tiny
+    ds = PreparedSet(root / "train").head(16)
+    cfg = {**CFG, "epochs": 2, "augment": NO_AUG}
+    seen = []
+
+    def stop(record, epoch):
+        seen.append(record)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_model(template), ds, cfg, phase="pretrain", work_path=tmp_path / "r.pt", model_cfg=TINY_MODEL, log=stop)
+    for name in ("same", "data", "model"):
+        shutil.copy(tmp_path / "r.pt", tmp_path / f"{name}.pt")
+    other = PreparedSet(root / "train").select(np.arange(8, 24))   # same size, other images
+    assert other.content_hash() != ds.content_hash() == PreparedSet(root / "train").head(16).content_hash()
+    first = seen[0]["loss_joint"]
+    capsys.readouterr()
+    hist = train(_model(template), ds, cfg, phase="pretrain", work_path=tmp_path / "same.pt", model_cfg=TINY_MODEL)
+    assert hist[0]["loss_joint"] == first and "resuming" in capsys.readouterr().out   # epoch 1 from the file
+    hist = train(_model(template), other, cfg, phase="pretrain", work_path=tmp_path / "data.pt", model_cfg=TINY_MODEL)
+    assert hist[0]["loss_joint"] != first and "resuming" not in capsys.readouterr().out  # other data: from the start
+    train(_model(template), ds, cfg, phase="pretrain", work_path=tmp_path / "model.pt",
+          model_cfg={**TINY_MODEL, "embed_dim": 16})
+    assert "resuming" not in capsys.readouterr().out                                     # other model settings
 
 
 def test_frozen_backbone_keeps_encoder_and_its_statistics(tiny):

@@ -6,6 +6,7 @@ contiguous-ish read per batch and no worker processes.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Iterator
 
@@ -79,6 +80,22 @@ class PreparedSet:
         view.text = None if self.text is None else self.text[index]
         view.prompts = None if self.text is None else self.prompts[index]
         return view
+
+    def content_hash(self) -> str:
+        """BLAKE2b (16 hex digits) of every label array and every image of this set, in order, with the text
+        features when present: part of a resume checkpoint's fingerprint, so a resume never continues on
+        other data. Reads the images once (about 0.5 s per 500 MB)."""
+        h = hashlib.blake2b(digest_size=8)
+        h.update(repr((self.n, self.images.shape, str(self.images.dtype))).encode())
+        for key in sorted(self.labels):
+            arr = np.ascontiguousarray(self.labels[key])
+            h.update(key.encode() + repr((arr.shape, str(arr.dtype))).encode())
+            h.update(arr.tobytes() if arr.dtype.kind not in "OU" else repr(arr.tolist()).encode())
+        for start in range(0, self.n, 1024):
+            h.update(np.ascontiguousarray(self.images[start:start + 1024]).data)
+        if self.text is not None:
+            h.update(np.ascontiguousarray(self.text).data)
+        return h.hexdigest()
 
     def batch(self, idx: np.ndarray) -> dict[str, torch.Tensor]:
         """Gather samples ``idx`` (sorted for locality).

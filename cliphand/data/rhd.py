@@ -11,7 +11,8 @@ Layout::
     <root>/{training,evaluation}/mask/%05d.png       segmentation (only for ``side_rule='mask'``)
 
 41,258 training and 2,728 evaluation samples in the real release (counts are read, not hard-coded).
-The pickles were written by Python 2 and are read with plain :mod:`pickle` (``encoding='latin1'``).
+The pickles were written by Python 2 and are read with :class:`cliphand.io.ArrayUnpickler` (``encoding="latin1"``),
+which builds arrays and containers only: a tampered pickle cannot run code.
 
 Conventions:
 
@@ -34,7 +35,6 @@ Conventions:
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -45,6 +45,7 @@ from cliphand import metrics
 from cliphand.data.freihand import check_hand_joints
 from cliphand.data.sources import HandSamples, ImageFiles, mirror_labels
 from cliphand.errors import DataError
+from cliphand.io import ArrayUnpickler
 from cliphand.geometry import project
 
 IMAGE_SIZE = 320
@@ -74,7 +75,7 @@ def read_annotations(path: str | Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path}: file is missing")
     try:
         with open(path, "rb") as f:
-            raw = pickle.load(f, encoding="latin1")  # written by Python 2
+            raw = ArrayUnpickler(f, encoding="latin1").load()  # written by Python 2; data classes only
     except Exception as exc:  # UnpicklingError, EOFError, ValueError, OSError ...
         raise DataError(f"{path}: cannot read pickle ({exc})") from exc
     if not isinstance(raw, dict) or not raw:

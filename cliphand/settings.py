@@ -1,0 +1,302 @@
+"""The schema of ``params.yaml`` (and of every profile merged over it): types, ranges, enumerations and the
+rules between settings, checked before any stage does work (:func:`validate`, called by every stage's
+:func:`cliphand.stage.stage_context` and by ``cliphand profile``).
+
+A wrong value fails at once with the key, the value and what is allowed, e.g.::
+
+    params.yaml: pretrain.batch_size = -4: must be > 0 (Input should be greater than 0)
+
+instead of training zero steps, a ZeroDivisionError, or an unknown backbone found only at pretrain after
+the data stages ran. The groups whose keys are fixed forbid unknown keys (a typo is an error, not a
+silently ignored setting); ``model`` and ``synth`` accept exactly the keys of their ``DEFAULTS``, each of
+the default's type. Built on pydantic (declared dependency; MLflow and DVC use it too).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import DataError
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Prob = Annotated[float, Field(ge=0, le=1)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+NJoints = Annotated[int, Field(ge=1, le=21)]
+Seed = Annotated[int, Field(ge=0)]
+
+BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "resnet34", "resnet50")
+DATA_SPLITS = ("test", "val", "realworld", "rhd_eval", "stb_eval")
+ROW_KEYS = ("seeds", "batch_size", "n_joints", "n_train", "epochs", "freeze_backbone",
+            "use_clip", "use_projection", "use_sparse_to_dense")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Phase(_Strict):
+    """``pretrain`` / ``finetune``: one training run (cliphand/training.py)."""
+
+    epochs: PosInt
+    lr: PosFloat
+    weight_decay: NonNegFloat
+    schedule: Literal["cosine", "step"]
+    warmup_steps: NonNegInt
+    lr_decay: Fraction
+    decay_every: Fraction
+    val_limit: PosInt
+    amp: bool
+    max_steps_per_epoch: PosInt | None = None
+
+
+class Pretrain(Phase):
+    batch_size: PosInt
+
+
+class Finetune(Phase):
+    n_train: PosInt | None
+    freeze_backbone: bool = False
+    pretrained_lr_mult: PosFloat = 1.0
+
+
+class Preprocess(_Strict):
+    input_size: Annotated[int, Field(ge=32, multiple_of=32)]
+    pad: Annotated[float, Field(ge=1.0)]
+    depth_range: PosFloat
+
+
+class Clip(_Strict):
+    batch_size: Annotated[int, Field(ge=2)]           # in-batch negatives need two samples at least
+    temperature_init: Annotated[float, Field(ge=1.0, le=100.0)]
+
+
+class Loss(_Strict):
+    alpha1: NonNegFloat
+    alpha2: NonNegFloat
+    alpha3: NonNegFloat
+    alpha4: NonNegFloat
+    lixel: NonNegFloat
+    lixel_sigma: PosFloat
+
+
+class Augment(_Strict):
+    rotation_deg: Annotated[float, Field(ge=0, le=180)]
+    scale: tuple[PosFloat, PosFloat]
+    shift: Annotated[float, Field(ge=0, le=0.5)]
+    photometric: Prob
+    amplitude_mix: Prob
+    amplitude_beta: Fraction
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.scale[0] > self.scale[1]:
+            raise ValueError(f"scale {list(self.scale)}: low must be <= high")
+        return self
+
+
+class Text(_Open):
+    encoder: Literal["minilm", "open_clip"]
+    features: Literal["joints", "pooled"]
+    template: Literal["auto", "paper", "short"]
+    n_joints: NJoints
+    batch_size: PosInt
+
+    @model_validator(mode="after")
+    def _joints_need_minilm(self):
+        if self.features == "joints" and self.encoder != "minilm":
+            raise ValueError("features 'joints' (per-joint token features) needs encoder 'minilm'; "
+                             "use features 'pooled' with open_clip")
+        return self
+
+
+class Row(_Strict):
+    seeds: list[Seed] | None = None
+    batch_size: Annotated[int, Field(ge=2)] | None = None
+    n_joints: NJoints | None = None
+    n_train: PosInt | None = None
+    epochs: PosInt | None = None
+    freeze_backbone: bool | None = None
+    use_clip: bool | None = None
+    use_projection: bool | None = None
+    use_sparse_to_dense: bool | None = None
+
+
+class Ablate(_Strict):
+    epochs: PosInt
+    n_train: PosInt | None
+    batch_size: Annotated[int, Field(ge=2)]
+    n_joints: NJoints
+    freeze_backbone: bool = False
+    eval_on: list[Literal[DATA_SPLITS]]                 # type: ignore[valid-type]
+    seeds: list[Seed]
+    runs: dict[str, Row | None]
+
+    @model_validator(mode="after")
+    def _rows(self):
+        if "full" not in self.runs:
+            raise ValueError("runs must hold the reference row 'full'")
+        for name, row in self.runs.items():
+            seeds = (row.seeds if row and row.seeds is not None else self.seeds)
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise ValueError(f"runs.{name}: seeds {seeds} must be a non-empty list without repeats")
+            bs = row.batch_size if row and row.batch_size else self.batch_size
+            n = row.n_train if row and row.n_train else self.n_train
+            if n is not None and bs > n:
+                raise ValueError(f"runs.{name}: batch_size {bs} is larger than its n_train {n} (no full batch)")
+        return self
+
+
+class Benchmark(_Strict):
+    data: Literal[DATA_SPLITS]                          # type: ignore[valid-type]
+    text: Literal["test", "val"] | None
+
+
+class Evaluate(_Strict):
+    batch_size: PosInt
+    retrieval_batch_sizes: list[Annotated[int, Field(ge=2)]]
+    benchmarks: dict[str, Benchmark]
+
+
+class Data(_Open):
+    train: Literal["synth", "freihand"]
+    template: Literal["synth", "mano"]
+    mano_path: str | None
+
+    @model_validator(mode="after")
+    def _mano(self):
+        if self.template == "mano" and not self.mano_path:
+            raise ValueError("template 'mano' needs mano_path (your MANO_RIGHT.pkl)")
+        return self
+
+
+class Params(_Open):
+    """The whole of ``params.yaml``."""
+
+    seed: Seed
+    device: Literal["cpu", "cuda", "auto"]
+    data: Data
+    synth: dict[str, Any]
+    preprocess: Preprocess
+    text: Text
+    model: dict[str, Any]
+    clip: Clip
+    loss: Loss
+    augment: Augment
+    pretrain: Pretrain
+    finetune: Finetune
+    evaluate: Evaluate
+    ablate: Ablate
+
+
+def _check_against_defaults(group: str, values: dict, defaults: dict) -> list[str]:
+    """Keys of ``values`` must be keys of ``defaults``, and each value of the default's kind."""
+    errors = []
+    for key, value in values.items():
+        if key not in defaults:
+            errors.append(f"{group}.{key} = {value!r}: unknown key; allowed: {', '.join(sorted(defaults))}")
+            continue
+        default = defaults[key]
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          for v in value)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            errors.append(f"{group}.{key} = {value!r}: must be of the kind of its default {default!r}")
+    return errors
+
+
+def _cross_field(p: Params, raw: dict) -> list[str]:
+    """Rules between groups (the model's geometry, batch vs split sizes)."""
+    from .model.cliphand3d import DEFAULTS as MODEL_DEFAULTS
+
+    errors = []
+    m = {**MODEL_DEFAULTS, **raw["model"]}
+    if m["backbone"] not in BACKBONES:
+        errors.append(f"model.backbone = {m['backbone']!r}: allowed: {', '.join(BACKBONES)}")
+    if m["head_stride"] not in (16, 32):
+        errors.append(f"model.head_stride = {m['head_stride']!r}: allowed: 16, 32")
+    else:
+        base = p.preprocess.input_size // int(m["head_stride"])
+        hm = int(m["heatmap_size"]) if isinstance(m["heatmap_size"], (int, float)) else -1
+        ratio = hm // base if base else 0
+        if hm <= 0 or ratio * base != hm or ratio & (ratio - 1):
+            errors.append(f"model.heatmap_size = {m['heatmap_size']!r}: must be preprocess.input_size / "
+                          f"model.head_stride ({base}) times a power of two (e.g. {base}, {2 * base}, {4 * base})")
+    if m["pretrained"] not in (None, "imagenet") and not isinstance(m["pretrained"], str):
+        errors.append(f"model.pretrained = {m['pretrained']!r}: null, 'imagenet' or a weights file path")
+    if int(m.get("embed_dim", 1)) <= 0:
+        errors.append(f"model.embed_dim = {m['embed_dim']!r}: must be > 0")
+    n_synth = int(raw["synth"].get("n_train", 0) or 0)
+    if p.data.train == "synth" and n_synth and p.pretrain.batch_size > n_synth:
+        errors.append(f"pretrain.batch_size = {p.pretrain.batch_size}: larger than synth.n_train ({n_synth})")
+    n_ft = p.finetune.n_train if p.finetune.n_train is not None else (n_synth or None)
+    if n_ft is not None and p.clip.batch_size > n_ft:
+        errors.append(f"clip.batch_size = {p.clip.batch_size}: larger than finetune.n_train ({n_ft}), "
+                      "so finetuning would have no full batch")
+    if p.pretrain.val_limit < 1:
+        errors.append(f"pretrain.val_limit = {p.pretrain.val_limit}: must be >= 1")
+    return errors
+
+
+def _format(exc: ValidationError, raw: dict, source: str) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            out.append(f"{source}: {loc} = {err['input']!r}: unknown key (a typo?)")
+        elif err["type"] == "missing":
+            out.append(f"{source}: {loc}: missing")
+        else:
+            out.append(f"{source}: {loc} = {err['input']!r}: {msg}")
+    return out
+
+
+def validate(params: dict, source: str = "params.yaml") -> Params:
+    """Check ``params`` (the merged settings) against the schema and the rules between settings.
+
+    Args:
+        params: the parsed ``params.yaml`` (or a profile merged over it).
+        source: the name used in messages.
+    Returns:
+        the typed :class:`Params`.
+    Raises:
+        DataError: one line per problem, each ``<source>: <dotted key> = <value>: <what is allowed>``.
+    """
+    from .data.synth import DEFAULTS as SYNTH_DEFAULTS
+    from .model.cliphand3d import DEFAULTS as MODEL_DEFAULTS
+
+    if not isinstance(params, dict):
+        raise DataError(f"{source}: expected a mapping of settings, got {type(params).__name__}")
+    try:
+        typed = Params.model_validate(params)
+    except ValidationError as exc:
+        raise DataError("invalid settings:\n" + "\n".join(_format(exc, params, source))) from None
+    errors = [f"{source}: {e}" for e in _check_against_defaults("model", params["model"], MODEL_DEFAULTS)]
+    errors += [f"{source}: {e}" for e in _check_against_defaults(
+        "synth", params["synth"], {**SYNTH_DEFAULTS, "n_train": 1, "n_val": 1, "n_test": 1, "workers": 0, "seed": 0})]
+    if not errors:
+        errors = [f"{source}: {e}" for e in _cross_field(typed, params)]
+    for key in ("n_train", "n_val", "n_test"):
+        value = params["synth"].get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            errors.append(f"{source}: synth.{key} = {value!r}: must be an integer >= 1")
+    if errors:
+        raise DataError("invalid settings:\n" + "\n".join(errors))
+    return typed

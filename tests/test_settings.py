@@ -1,0 +1,78 @@
+"""The settings schema (cliphand/settings.py): the shipped settings and profiles pass; each bad value fails
+before any work with the key, the value and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from cliphand.config import deep_merge, load_params, load_yaml, set_dotted
+from cliphand.errors import DataError
+from cliphand.settings import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = load_params(ROOT / "params.yaml")
+
+
+@pytest.mark.parametrize("profile", [None, "configs/smoke.yaml", "configs/paper.yaml", "configs/gpu.yaml"])
+def test_shipped_settings_are_valid(profile):
+    params = PARAMS if profile is None else deep_merge(PARAMS, load_yaml(ROOT / profile))
+    typed = validate(params)
+    assert typed.pretrain.epochs >= 1 and typed.preprocess.input_size % 32 == 0
+
+
+BAD = [
+    ("pretrain.batch_size", -4, r"pretrain\.batch_size = -4: .*greater than 0"),
+    ("pretrain.batch_size", 0, r"pretrain\.batch_size = 0"),
+    ("pretrain.epochs", 0, r"pretrain\.epochs = 0: .*greater than 0"),
+    ("finetune.lr", -1e-3, r"finetune\.lr = -0\.001"),
+    ("pretrain.schedule", "linear", r"pretrain\.schedule = 'linear': .*'cosine' or 'step'"),
+    ("model.backbone", "resnet101", r"model\.backbone = 'resnet101': allowed: efficientnet_lite0"),
+    ("model.heatmap_size", 48, r"model\.heatmap_size = 48: must be preprocess\.input_size / model\.head_stride \(8\)"),
+    ("preprocess.input_size", 100, r"preprocess\.input_size = 100: .*multiple of 32"),
+    ("clip.batch_size", 5000, r"clip\.batch_size = 5000: larger than finetune\.n_train \(1500\)"),
+    ("clip.batch_size", 1, r"clip\.batch_size = 1: .*greater than or equal to 2"),
+    ("text.n_joints", 22, r"text\.n_joints = 22: .*less than or equal to 21"),
+    ("ablate.seeds", [0, 0], r"seeds \[0, 0\] must be a non-empty list without repeats"),
+    ("ablate.eval_on", ["tset"], r"ablate\.eval_on\.0 = 'tset'"),
+    ("augment.scale", [1.2, 0.8], r"scale \[1\.2, 0\.8\]: low must be <= high"),
+    ("device", "tpu", r"device = 'tpu': .*'cpu', 'cuda' or 'auto'"),
+    ("pretrian", {"epochs": 3}, None),  # a typo at the top level: allowed (unknown groups are ignored) ...
+    ("pretrain.epoch", 3, r"pretrain\.epoch = 3: unknown key"),       # ... but not inside a known group
+    ("model.backbone_name", "resnet18", r"model\.backbone_name = 'resnet18': unknown key"),
+    ("synth.n_train", 0, r"synth\.n_train = 0: must be an integer >= 1"),
+    ("model.use_clip", "yes", r"model\.use_clip = 'yes': must be of the kind of its default True"),
+    ("data.template", "mano", r"needs mano_path"),
+    ("text.encoder", "open_clip", r"features 'joints' .*needs encoder 'minilm'"),
+    ("ablate.runs", {"bs8": {"batch_size": 8}}, r"reference row 'full'"),
+]
+
+
+@pytest.mark.parametrize("key,value,match", BAD, ids=[f"{k}={v!r}" for k, v, _ in BAD])
+def test_bad_value_names_key_value_and_what_is_allowed(key, value, match):
+    params = copy.deepcopy(PARAMS)
+    set_dotted(params, key, value)
+    if match is None:
+        validate(params)
+        return
+    with pytest.raises(DataError, match=match) as info:
+        validate(params)
+    assert "params.yaml" in str(info.value)
+
+
+def test_every_stage_checks_the_settings_before_work(tmp_path, monkeypatch):
+    """stage_context validates params.yaml on entry: a bad value stops the stage before MLflow or data."""
+    from cliphand.stage import stage_context
+
+    params = copy.deepcopy(PARAMS)
+    set_dotted(params, "pretrain.batch_size", -1)
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=r"pretrain\.batch_size = -1"):
+        with stage_context("download"):
+            raise AssertionError("the stage body must not run")
+    assert not (tmp_path / "mlflow.db").exists()
