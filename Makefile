@@ -29,7 +29,7 @@ repro: setup
 	dvc repro
 
 test: setup
-	pytest -q
+	pytest -q -rs
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --workers 1

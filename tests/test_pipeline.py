@@ -261,3 +261,59 @@ def test_queued_experiments_run_in_parallel_on_their_own_params(smoke_repo):
         rows = db.execute("select r.status from runs r join tags t on t.run_uuid = r.run_uuid where "
                           "t.key = 'dvc.exp_name' and t.value = ? and r.name = 'finetune'", (f"q{bs}",)).fetchall()
         assert rows == [("FINISHED",)], (bs, rows)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH: the MLflow UI browser test is skipped "
+                                             "(.ci/run installs Debian's chromium, so CI always runs it)")
+def test_mlflow_ui_shows_the_stage_runs_in_a_real_browser(smoke_repo, tmp_path):
+    """Issue 10: `mlflow ui` on the smoke store, opened in headless Chromium, lists the stage runs and shows a
+    logged metric of the finetune run (what a user sees, not only what the database holds)."""
+    import socket
+    import time
+    import urllib.request
+
+    import mlflow
+
+    repo, env, _, _ = smoke_repo
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    run = mlflow.search_runs(search_all_experiments=True, filter_string="tags.mlflow.runName = 'finetune'",
+                             output_format="list")[0]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ui = subprocess.Popen([str(BIN / "mlflow"), "ui", "--backend-store-uri", env["MLFLOW_TRACKING_URI"],
+                           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                          cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and ui.poll() is None, "mlflow ui did not start"
+                time.sleep(0.5)
+
+        def dom(url: str) -> str:
+            proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                                   "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                                   "--disable-sync", f"--user-data-dir={tmp_path / 'chrome'}",
+                                   "--window-size=1600,1000", "--virtual-time-budget=20000", "--dump-dom", url],
+                                  capture_output=True, text=True, timeout=180)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            return proc.stdout
+
+        exp = run.info.experiment_id
+        runs_page = dom(f"{base}/#/experiments/{exp}/runs")
+        for stage in ("pretrain", "finetune", "report"):
+            assert f">{stage}<" in runs_page or f"{stage}</" in runs_page, f"run {stage} not on the runs page"
+        run_page = dom(f"{base}/#/experiments/{exp}/runs/{run.info.run_id}")
+        metric = "final_val_pa_mpjpe_mm"
+        assert metric in run_page, f"metric {metric} not on the finetune run's page"
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
