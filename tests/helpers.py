@@ -53,3 +53,14 @@ def realworld_copy(rw_dir: Path, dst: Path, n_images: int = 5) -> Path:
     for p in sorted((rw_dir / "images").glob("*.jpg"))[:n_images]:
         shutil.copy(p, dst / "images" / p.name)
     return dst
+
+
+class Exploit:
+    """A pickle payload that would create the file ``target`` when unpickled by plain ``pickle.load`` (the
+    safe-loading tests check that it is refused and the file never appears)."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))

@@ -22,6 +22,7 @@ from cliphand.data.stb import STB_TO_FREIHAND, load_stb
 from cliphand.errors import DataError
 from cliphand.geometry import project
 from cliphand.metrics import bihand_align
+from helpers import Exploit
 from fixtures_benchmarks import hand_joints, write_freihand_fixture, write_rhd_fixture, write_stb_fixture
 
 N_TRAIN, N_EVAL = 6, 4
@@ -393,20 +394,10 @@ def test_rhd_pickle_from_python2_protocol(rhd_dir, tmp_path):
     np.testing.assert_allclose(rhd.read_annotations(pkl)["xyz"], anno["xyz"])
 
 
-class _Exploit:
-    """Would create a file when unpickled by plain pickle.load."""
-
-    def __init__(self, target):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
-
-
 def test_rhd_pickle_that_would_run_code_is_refused(tmp_path):
     pkl, target = tmp_path / "anno_training.pickle", tmp_path / "pwned.txt"
     with open(pkl, "wb") as f:
-        pickle.dump({0: {"xyz": _Exploit(target)}}, f, protocol=2)
+        pickle.dump({0: {"xyz": Exploit(target)}}, f, protocol=2)
     with pytest.raises(DataError, match="anno_training.pickle.*refusing to load class .*open"):
         rhd.read_annotations(pkl)
     assert not target.exists()

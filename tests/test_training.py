@@ -12,7 +12,7 @@ from cliphand.data.loader import PreparedSet
 from cliphand.errors import DataError, TrainingError
 from cliphand.evaluation import evaluate_split
 from cliphand.training import train
-from helpers import TINY_MODEL, tiny_template, write_tiny_split
+from helpers import TINY_MODEL, Exploit, tiny_template, write_tiny_split
 
 AUG = {"rotation_deg": 20, "scale": [0.9, 1.1], "shift": 0.05, "photometric": 0.2, "amplitude_mix": 0.5,
        "amplitude_beta": 0.1}
@@ -107,19 +107,9 @@ def test_checkpoint_round_trip_and_bad_file(tiny, tmp_path):
         load_checkpoint(tmp_path / "bad.pt")
 
 
-class _Exploit:
-    """A pickle payload that would create a file when unpickled."""
-
-    def __init__(self, target):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
-
-
 def test_untrusted_checkpoint_runs_no_code_and_foreign_file_is_refused(tmp_path):
     target = tmp_path / "pwned.txt"
-    torch.save({"model": {}, "payload": _Exploit(target)}, tmp_path / "evil.pt")
+    torch.save({"model": {}, "payload": Exploit(target)}, tmp_path / "evil.pt")
     with pytest.raises(DataError, match="evil.pt.*not a cliphand checkpoint"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not target.exists()                                   # weights_only=True never called open()
