@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test smoke ui lock
+.PHONY: setup repro test test-units test-pipeline smoke ui lock
 
 setup: $(VENV)/.installed
 
@@ -28,8 +28,16 @@ lock: setup
 repro: setup
 	dvc repro
 
+# the smoke-pipeline module (mostly one core: DVC and stage start-up) and the unit tests side by side, each
+# printed when it ends; `pytest` alone runs everything in one process
 test: setup
-	pytest -q -rs
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-units test-pipeline
+
+test-units:
+	CLIPHAND_TEST_THREADS=1 pytest -q -rs -m "not slow"
+
+test-pipeline:
+	pytest -q -rs -m slow
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --workers 1

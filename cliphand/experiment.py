@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import build_model, load_checkpoint, load_weights, read_template, save_checkpoint
 from .config import resolve_path
 from .data.loader import PreparedSet
@@ -37,6 +38,7 @@ def phase_cfg(params: dict, phase: str, overrides: dict | None = None) -> dict:
     """Settings of one training run: the phase's own block plus the shared ones it needs."""
     cfg = dict(params[phase])
     cfg.update(seed=params.get("seed", 0), device=params.get("device", "cpu"), augment=params.get("augment", {}),
+               sync_batchnorm=params.get("distributed", {}).get("sync_batchnorm", True),
                loss=params.get("loss", {}),
                input_size=params["preprocess"]["input_size"], depth_range=params["preprocess"]["depth_range"])
     if phase == "finetune":
@@ -88,9 +90,10 @@ def run_pretrain(params: dict, root: Path, out: Path, log=None) -> list[dict]:
     work = out.with_suffix(".resume.pt")
     history = train(model, train_set, cfg, phase="pretrain", work_path=work, model_cfg=mcfg,
                     val_sets=validation_sets(params, root, cfg["val_limit"]), log=log)
-    save_checkpoint(out, model, mcfg, template, {"phase": "pretrain", "history": history,
-                                                 "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
-    work.unlink(missing_ok=True)  # only now: a kill before this line resumes from the last epoch
+    if distributed.world().main:  # in a data-parallel run, rank 0 writes
+        save_checkpoint(out, model, mcfg, template, {"phase": "pretrain", "history": history,
+                                                     "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
+        work.unlink(missing_ok=True)  # only now: a kill before this line resumes from the last epoch
     return history
 
 
@@ -124,9 +127,10 @@ def run_finetune(params: dict, root: Path, out: Path, overrides: dict | None = N
     work = out.with_suffix(".resume.pt")
     history = train(model, train_set, cfg, phase="finetune", work_path=work, faces=faces, model_cfg=mcfg,
                     val_sets=validation_sets(params, root, cfg["val_limit"]) if validate else None, log=log)
-    save_checkpoint(out, model, mcfg, template, {"phase": "finetune", "history": history, "n_joints": n_joints,
-                                                 "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
-    work.unlink(missing_ok=True)  # only now: a kill before this line resumes from the last epoch
+    if distributed.world().main:  # in a data-parallel run, rank 0 writes
+        save_checkpoint(out, model, mcfg, template, {"phase": "finetune", "history": history, "n_joints": n_joints,
+                                                     "input_size": cfg["input_size"], "depth_range": cfg["depth_range"]})
+        work.unlink(missing_ok=True)  # only now: a kill before this line resumes from the last epoch
     return history
 
 

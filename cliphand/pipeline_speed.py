@@ -1,6 +1,6 @@
 """Speed of the training pipeline itself: data loader vs training step, and the text-embedding cache.
 
-- **Loader**: :func:`cliphand.data.loader.iterate` gathers a batch from the memory-mapped crops (no worker
+- **Loader**: :meth:`cliphand.data.loader.PreparedSet.batch` gathers a batch from the memory-mapped crops (no worker
   processes); its rate (images/s) is compared with the rate of one fine-tuning step on the same batch
   size (augmentation of two views, forward, losses of paper eq. 4-7, backward, AdamW). Both run in the
   training process one after the other, so the loader's share of a step is

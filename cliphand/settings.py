@@ -165,6 +165,23 @@ class Evaluate(_Strict):
     benchmarks: dict[str, Benchmark]
 
 
+class Distributed(_Strict):
+    """``distributed``: the torchrun launch of pretrain and finetune (cliphand/distributed.py)."""
+
+    nproc_per_node: PosInt
+    nnodes: PosInt
+    node_rank: NonNegInt
+    rdzv_endpoint: str
+    backend: Literal["auto", "gloo", "nccl"]
+    sync_batchnorm: bool
+
+    @model_validator(mode="after")
+    def _rank(self):
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        return self
+
+
 class Data(_Open):
     train: Literal["synth", "freihand"]
     template: Literal["synth", "mano"]
@@ -194,6 +211,7 @@ class Params(_Open):
     finetune: Finetune
     evaluate: Evaluate
     ablate: Ablate
+    distributed: Distributed
 
 
 def _check_against_defaults(group: str, values: dict, defaults: dict) -> list[str]:
@@ -247,6 +265,11 @@ def _cross_field(p: Params, raw: dict) -> list[str]:
     n_synth = int(raw["synth"].get("n_train", 0) or 0)
     if p.data.train == "synth" and n_synth and p.pretrain.batch_size > n_synth:
         errors.append(f"pretrain.batch_size = {p.pretrain.batch_size}: larger than synth.n_train ({n_synth})")
+    procs = p.distributed.nproc_per_node * p.distributed.nnodes
+    for key, bs in (("pretrain.batch_size", p.pretrain.batch_size), ("clip.batch_size", p.clip.batch_size)):
+        if bs % procs:
+            errors.append(f"{key} = {bs}: the global batch must be divisible by the {procs} training processes "
+                          "(distributed.nproc_per_node x nnodes)")
     n_ft = p.finetune.n_train if p.finetune.n_train is not None else (n_synth or None)
     if n_ft is not None and p.clip.batch_size > n_ft:
         errors.append(f"clip.batch_size = {p.clip.batch_size}: larger than finetune.n_train ({n_ft}), "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import tracking
+from . import distributed, tracking
 from .config import load_params, repo_root, resolve_path
 from .io import save_json
 from .settings import validate
@@ -25,12 +25,14 @@ from .settings import validate
 
 @dataclass
 class StageContext:
-    """Settings and handles of one stage execution."""
+    """Settings and handles of one stage execution (in a data-parallel stage, of one of its processes:
+    ``main`` is False on every rank but 0, whose ``run`` logs nothing and whose :meth:`finish` writes nothing)."""
 
     name: str
     root: Path
     params: dict
     run: tracking.Run
+    main: bool = True
     t0: float = field(default_factory=time.perf_counter)
 
     def path(self, rel: str | Path) -> Path:
@@ -41,6 +43,8 @@ class StageContext:
         """Add ``wall_s`` and the machine (``env``: CPU model, vector capability, torch threads) to ``metrics``,
         write them (default ``data/metrics/<stage>.json``), log them to MLflow and return them."""
         metrics = dict(metrics or {})
+        if not self.main:
+            return metrics
         metrics["wall_s"] = round(time.perf_counter() - self.t0, 2)
         env = environment()
         metrics["env"] = {k: env[k] for k in ("cpu_model", "cpu_capability", "cpu_threads", "device")}
@@ -82,12 +86,33 @@ def environment() -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def stage_context(name: str, parent: str | None = None) -> Iterator[StageContext]:
+def stage_context(name: str, parent: str | None = None, data_parallel: bool = False) -> Iterator[StageContext]:
     """Check params.yaml against its schema (:func:`cliphand.settings.validate`; DataError naming the key,
     the value and what is allowed, before any work), then open the stage's MLflow run (named ``name``,
-    grouped under ``parent`` if given)."""
+    grouped under ``parent`` if given).
+
+    With ``data_parallel`` (pretrain, finetune) and ``distributed.nproc_per_node x nnodes`` > 1, the stage's
+    script runs again under ``torchrun`` (:func:`cliphand.distributed.relaunch`) and this process exits with
+    its status; in each process torchrun starts, the process group is joined here and only rank 0 opens
+    the MLflow run and writes the metrics file.
+    """
     root = repo_root()
     params = load_params(root / "params.yaml")
     validate(params, str(root / "params.yaml"))
-    with tracking.stage_run(name, params, parent=parent, root=root) as run:
-        yield StageContext(name=name, root=root, params=params, run=run)
+    if not data_parallel:
+        with tracking.stage_run(name, params, parent=parent, root=root) as run:
+            yield StageContext(name=name, root=root, params=params, run=run)
+        return
+    cfg = params["distributed"]
+    status = distributed.relaunch(sys.argv[0], cfg)
+    if status is not None:
+        raise SystemExit(status)
+    world = distributed.setup(cfg["backend"], params.get("device", "cpu"))
+    try:
+        if world.main:
+            with tracking.stage_run(name, params, parent=parent, root=root) as run:
+                yield StageContext(name=name, root=root, params=params, run=run)
+        else:
+            yield StageContext(name=name, root=root, params=params, run=tracking.Run(), main=False)
+    finally:
+        distributed.teardown()

@@ -9,8 +9,12 @@
   whose pose matches the cached prompts).
 
 AdamW with a per-step schedule (:func:`make_optimizer`: warm-up then cosine decay by default; the paper's
-step decay ``x lr_decay`` every ``decay_every`` of the run's epochs as an option). A checkpoint is written after every epoch (temp file, then rename) and training resumes from it
-after an interruption; a finished run removes it.
+step decay ``x lr_decay`` every ``decay_every`` of the run's epochs as an option). A checkpoint is written
+after every epoch (temp file, then rename) and training resumes from it after an interruption.
+
+Started by ``torchrun`` (see :mod:`cliphand.distributed`), :func:`train` runs data-parallel: every process
+takes its share of each global batch and DistributedDataParallel averages the gradients; the CLIP loss
+gathers the embeddings of the whole global batch.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
+from . import distributed
 from . import losses as L
 from .config import fingerprint
 from .data.augment import apply_affine_uvd, geometric_view, normalise, style
@@ -36,17 +43,20 @@ LogFn = Callable[[dict, int], None]
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """``cpu`` | ``cuda`` | ``cuda:N`` | ``auto`` (CUDA when present) → a torch device.
+    """``cpu`` | ``cuda`` | ``cuda:N`` | ``auto`` (CUDA when present) → a torch device; plain ``cuda`` in a
+    process of a data-parallel run is GPU ``LOCAL_RANK`` (one GPU per process).
 
     Raises:
         TrainingError: CUDA was asked for but is not available.
     """
     name = str(name or "cpu")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise TrainingError(f"device {name!r} requested (params.yaml: device) but CUDA is not available here; "
                             f"use 'cpu' or 'auto'")
+    if name == "cuda" and distributed.world().size > 1:
+        name = f"cuda:{distributed.world().local_rank}"
     return torch.device(name)
 
 
@@ -169,8 +179,9 @@ def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Te
     # eq. 6: view b's prediction against view a's mapped into b
     terms["consistency"] = (L.consistency_loss_2d(out["uvd"][:b, :, :2], out["uvd"][b:, :, :2], A)
                             + L.consistency_loss_3d(out["uvd"][:b], out["uvd"][b:]))
-    if use_clip:
-        clip, _ = L.clip_loss(out["pose_emb"][:b], out["text_emb"][:b], out["logit_scale"])
+    if use_clip:  # in-batch negatives from the global batch of every process (identity with one process)
+        clip, _ = L.clip_loss(distributed.gather_features(out["pose_emb"][:b]),
+                              distributed.gather_features(out["text_emb"][:b]), out["logit_scale"])
         terms["clip"] = clip
     total = (float(w["alpha1"]) * (terms["joint"] + terms["vert"]) + float(w["lixel"]) * terms["lixel"]
              + float(w["alpha2"]) * (terms["normal"] + terms["edge"])
@@ -191,7 +202,7 @@ def predict(model, dataset: PreparedSet, batch_size: int = 64, with_mesh: bool =
     was_training = model.training
     model.eval()
     out: dict[str, list] = {}
-    batches = iterate(dataset, batch_size, shuffle=False)
+    batches = iterate(dataset, batch_size)
     if progress:
         batches = tqdm(batches, total=math.ceil(len(dataset) / batch_size), desc="predict", leave=False)
     dev = model_device(model)
@@ -225,11 +236,44 @@ def validation_metrics(model, dataset: PreparedSet, input_size: int, depth_range
     return {"pa_mpjpe_mm": float(pa * 1000), "mpjpe_mm": float(rel * 1000)}
 
 
+class PhaseLoss(torch.nn.Module):
+    """One training step's loss terms as a module: ``forward(batch, gen)`` → :func:`pretrain_step`'s or
+    :func:`finetune_step`'s terms. DistributedDataParallel synchronises through ``forward()`` only, so it
+    wraps this whole step (augmentation, model, losses), not the model's own ``forward``."""
+
+    def __init__(self, model, phase: str, cfg: dict, faces: torch.Tensor | None = None):
+        super().__init__()
+        self.model, self.phase, self.cfg, self.faces = model, phase, cfg, faces
+
+    def forward(self, batch: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
+        if self.phase == "pretrain":
+            return pretrain_step(self.model, batch, self.cfg, gen)
+        return finetune_step(self.model, batch, self.cfg, gen, self.faces, int(self.cfg["input_size"]),
+                             float(self.cfg["depth_range"]))[0]
+
+
+def _resume_state(work_path: Path, key: str, phase: str, main: bool) -> dict:
+    """Rank 0 reads the resume checkpoint (ignored unless its fingerprint is ``key``); every rank gets it."""
+    state: dict = {}
+    if main and work_path.exists():
+        try:
+            state = torch.load(work_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a foreign or damaged file is ignored, never executed
+            print(f"[{phase}] ignoring {work_path}: not a resume checkpoint ({str(exc).splitlines()[0][:120]})")
+        if state.get("fingerprint") != key:
+            state = {}
+    return distributed.broadcast(state)
+
+
 def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Path, faces: torch.Tensor | None = None,
           val_sets: dict[str, PreparedSet] | None = None, log: LogFn | None = None,
           model_cfg: dict | None = None) -> list[dict]:
     """Train ``model`` in place for ``cfg['epochs']`` epochs, resuming from ``work_path`` if it holds a
     checkpoint of the same settings.
+
+    In a data-parallel run (N processes joined by :func:`cliphand.distributed.setup`) ``batch_size`` is the
+    global batch B: each process trains on B / N samples of it, the model is wrapped in
+    DistributedDataParallel, and rank 0 alone validates, prints, logs and writes ``work_path``.
 
     Args:
         phase: ``'pretrain'`` or ``'finetune'``.
@@ -240,7 +284,7 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
         work_path: the resume checkpoint, written atomically after every epoch and left in place at the end:
             the caller removes it once the final checkpoint is on disk, so a kill at any moment loses at
             most the current epoch. It is used only when its fingerprint matches: the phase, ``cfg``,
-            ``model_cfg`` and :meth:`PreparedSet.content_hash` of the training data.
+            ``model_cfg``, the number of processes and :meth:`PreparedSet.content_hash` of the training data.
         faces: (F, 3) template faces (finetune).
         val_sets: name -> split scored after every epoch by :func:`validation_metrics` (e.g. the synthetic
             ``val`` split and ``real_dev``, the development subset of the real photos); recorded as
@@ -248,61 +292,67 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
         log: called as ``log(metrics, epoch)`` after every epoch (MLflow).
         model_cfg: the model's settings (part of the resume fingerprint).
     Returns:
-        Per-epoch history: dicts of mean loss terms, lr, validation errors (mm), seconds and samples/s.
+        Per-epoch history: dicts of mean loss terms (over all processes), lr, validation errors (mm; rank 0),
+        seconds and samples/s (global).
     Raises:
-        TrainingError: a non-finite loss (names the phase, epoch, step and term).
+        TrainingError: a non-finite loss (names the phase, epoch, step and term); fewer samples than one
+            batch; a batch size not divisible by the number of processes.
     """
     if phase not in ("pretrain", "finetune"):
         raise ValueError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
+    world = distributed.world()
     epochs, bs = int(cfg["epochs"]), int(cfg["batch_size"])
     if len(train_set) < bs:
         raise TrainingError(f"{phase}: {len(train_set)} training samples are fewer than one batch of {bs}")
+    if bs % world.size:
+        raise TrainingError(f"{phase}: batch size {bs} is not divisible by the {world.size} training processes")
+    local_bs, seed = bs // world.size, int(cfg.get("seed", 0))
     model.to(resolve_device(cfg.get("device", "cpu")))
-    torch.manual_seed(int(cfg.get("seed", 0)))
-    gen = torch.Generator().manual_seed(int(cfg.get("seed", 0)))
-    rng = np.random.default_rng(int(cfg.get("seed", 0)))
+    torch.manual_seed(seed + world.rank)  # dropout masks; augmentation draws from `gen`, one stream per process
+    gen = torch.Generator().manual_seed(seed + world.rank)
+    # one permutation per epoch (seed + epoch); process r takes positions r, r + N, ... of it, so global
+    # batch k holds the same samples for any number of processes
+    sampler = DistributedSampler(range(len(train_set)), num_replicas=world.size, rank=world.rank, shuffle=True,
+                                 seed=seed, drop_last=True)
     steps = len(train_set) // bs
     if cfg.get("max_steps_per_epoch"):
         steps = min(steps, int(cfg["max_steps_per_epoch"]))
     frozen = bool(cfg.get("freeze_backbone", False))
     model.backbone.requires_grad_(not frozen)  # before the optimizer: it takes the trainable parameters only
     opt, sched = make_optimizer(model, cfg, steps)
-    key = fingerprint({"phase": phase, "cfg": cfg, "model": model_cfg, "n": len(train_set),
+    key = fingerprint({"phase": phase, "cfg": cfg, "model": model_cfg, "n": len(train_set), "processes": world.size,
                        "data": train_set.content_hash()})
     history: list[dict] = []
     start = 0
     work_path = Path(work_path)
-    if work_path.exists():
-        try:
-            state = torch.load(work_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - a foreign or damaged file is ignored, never executed
-            print(f"[{phase}] ignoring {work_path}: not a resume checkpoint ({str(exc).splitlines()[0][:120]})")
-            state = {}
-        if state.get("fingerprint") == key:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            gen.set_state(state["gen"])
-            rng.bit_generator.state = state["rng"]
-            torch.set_rng_state(state["torch_rng"])
-            history, start = state["history"], state["epoch"] + 1
+    state = _resume_state(work_path, key, phase, world.main)
+    if state:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["gen"][world.rank])
+        torch.set_rng_state(state["torch_rng"][world.rank])
+        history, start = state["history"], state["epoch"] + 1
+        if world.main:
             print(f"[{phase}] resuming from {work_path} after epoch {start}/{epochs}")
     input_size, depth_range = int(cfg["input_size"]), float(cfg["depth_range"])
+    if world.size > 1 and cfg.get("sync_batchnorm") and model_device(model).type == "cuda":
+        torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # in place: the children are replaced
+    step_loss = PhaseLoss(model, phase, cfg, faces)
+    if world.size > 1:  # parameters without a gradient: the mesh and CLIP heads in pretraining, CLIP without its loss
+        clip_loss_on = phase == "finetune" and cfg.get("use_clip", True) and float(cfg["loss"]["alpha4"]) > 0
+        step_loss = DistributedDataParallel(step_loss, find_unused_parameters=phase == "pretrain" or not clip_loss_on)
     model.train()
     if frozen:  # fixed pretrained features: no backbone gradients, its batch-norm statistics kept
         model.backbone.eval()
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         sums: dict[str, float] = {}
-        bar = tqdm(iterate(train_set, bs, shuffle=True, rng=rng, drop_last=True), total=steps,
-                   desc=f"{phase} {epoch + 1}/{epochs}", leave=False)
-        for step, batch in enumerate(bar):
-            if step >= steps:
-                break
-            if phase == "pretrain":
-                terms = pretrain_step(model, batch, cfg, gen)
-            else:
-                terms, _ = finetune_step(model, batch, cfg, gen, faces, input_size, depth_range)
+        sampler.set_epoch(epoch)
+        order = np.fromiter(iter(sampler), dtype=np.int64)
+        bar = tqdm(range(steps), desc=f"{phase} {epoch + 1}/{epochs}", leave=False, disable=not world.main)
+        for step in bar:
+            terms = step_loss(train_set.batch(order[step * local_bs:(step + 1) * local_bs]), gen)
             _check_finite(terms, f"{phase} epoch {epoch + 1} step {step + 1}")
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
@@ -312,23 +362,26 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}")
         bar.close()
-        record = {f"loss_{k}": v / max(1, steps) for k, v in sums.items()}
-        record.update(epoch=epoch + 1, steps=steps, lr=opt.param_groups[-1]["lr"],
+        record = {f"loss_{k}": v / max(1, steps) for k, v in distributed.mean_over_ranks(sums).items()}
+        record.update(epoch=epoch + 1, steps=steps, processes=world.size, lr=opt.param_groups[-1]["lr"],
                       seconds=round(time.perf_counter() - t0, 2),
                       samples_per_s=round(steps * bs / max(1e-9, time.perf_counter() - t0), 2))
-        for name, vset in (val_sets or {}).items():
+        for name, vset in ((val_sets or {}) if world.main else {}).items():
             for k, v in validation_metrics(model, vset, input_size, depth_range).items():
                 record[f"{name}_{k}"] = v
             model.train()
             if frozen:
                 model.backbone.eval()
         history.append(record)
+        rng_states = distributed.gather_objects((gen.get_state(), torch.get_rng_state()))
+        if not world.main:
+            continue
         print(f"[{phase}] epoch {epoch + 1}/{epochs} " + " ".join(
             f"{k}={v:.4g}" for k, v in record.items() if isinstance(v, float)))
         with atomic_path(work_path, suffix=".pt") as tmp:
             torch.save({"fingerprint": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(), "gen": gen.get_state(), "rng": rng.bit_generator.state,
-                        "torch_rng": torch.get_rng_state(), "history": history, "epoch": epoch}, tmp)
+                        "scheduler": sched.state_dict(), "gen": [g for g, _ in rng_states],
+                        "torch_rng": [t for _, t in rng_states], "history": history, "epoch": epoch}, tmp)
         if log is not None:
             log(record, epoch + 1)
     return history

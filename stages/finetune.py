@@ -5,7 +5,7 @@ from cliphand.experiment import run_finetune
 from cliphand.stage import stage_context
 from cliphand.tracking import log_trained_model
 
-with stage_context("finetune") as st:
+with stage_context("finetune", data_parallel=True) as st:  # under torchrun when distributed asks for it
     out = st.path("data/models/finetune.pt")
     history = run_finetune(st.params, st.root, out, log=st.run.log_metrics)
     log_trained_model(st.run, out, {"training": st.path("data/prep/train"), "validation": st.path("data/prep/val")},

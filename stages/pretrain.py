@@ -3,7 +3,7 @@
 from cliphand.experiment import run_pretrain
 from cliphand.stage import stage_context
 
-with stage_context("pretrain") as st:
+with stage_context("pretrain", data_parallel=True) as st:  # under torchrun when distributed asks for it
     history = run_pretrain(st.params, st.root, st.path("data/models/pretrain.pt"), log=st.run.log_metrics)
     st.finish({"epochs": len(history), "total_steps": sum(h["steps"] for h in history),
                "train_s": round(sum(h["seconds"] for h in history), 1),

@@ -15,6 +15,11 @@ os.environ.setdefault("CLIPHAND_TRACKING", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+if os.environ.get("CLIPHAND_TEST_THREADS"):  # `make test` runs the unit tests beside the pipeline module
+    import torch
+
+    torch.set_num_threads(int(os.environ["CLIPHAND_TEST_THREADS"]))
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -47,6 +47,10 @@ BAD = [
     ("data.template", "mano", r"needs mano_path"),
     ("text.encoder", "open_clip", r"features 'joints' .*needs encoder 'minilm'"),
     ("ablate.runs", {"bs8": {"batch_size": 8}}, r"reference row 'full'"),
+    ("distributed.nproc_per_node", 0, r"distributed\.nproc_per_node = 0: .*greater than 0"),
+    ("distributed.node_rank", 1, r"node_rank 1 must be below nnodes 1"),
+    ("distributed.backend", "mpi", r"distributed\.backend = 'mpi': .*'auto', 'gloo' or 'nccl'"),
+    ("distributed.nproc_per_node", 3, r"pretrain\.batch_size = 32: the global batch must be divisible by the 3"),
 ]
 
 

@@ -114,16 +114,11 @@ class PreparedSet:
         return out
 
 
-def iterate(dataset: PreparedSet, batch_size: int, shuffle: bool, rng: np.random.Generator | None = None,
-            drop_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """Yield batches over one epoch (in-batch negatives need full batches for the CLIP loss: use
-    ``drop_last=True`` in training)."""
-    order = rng.permutation(len(dataset)) if shuffle else np.arange(len(dataset))
-    stop = len(order) - (len(order) % batch_size if drop_last else 0)
-    for start in range(0, stop, batch_size):
-        chunk = order[start:start + batch_size]
-        if len(chunk):
-            yield dataset.batch(chunk)
+def iterate(dataset: PreparedSet, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield the split's samples in order, ``batch_size`` at a time (the last batch may be smaller); for
+    inference. Training draws its own shuffled batches (:func:`cliphand.training.train`)."""
+    for start in range(0, len(dataset), batch_size):
+        yield dataset.batch(np.arange(start, min(start + batch_size, len(dataset))))
 
 
 def model_input(images01: torch.Tensor) -> torch.Tensor:
