@@ -37,7 +37,7 @@ test-units:
 	CLIPHAND_TEST_THREADS=1 pytest -q -rs -m "not slow"
 
 test-pipeline:
-	pytest -q -rs -m slow
+	pytest -q -rs -m slow --durations=6
 
 ui: setup
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --workers 1

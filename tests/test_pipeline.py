@@ -152,7 +152,7 @@ def _kill_stage_when(repo: Path, env: dict, cmd: list[str], script: str, pattern
                             killed = True
                     except psutil.Error:  # a helper process that already ended (zombie) or is gone
                         continue
-            time.sleep(0.01)
+            time.sleep(0.05)
         proc.wait(timeout=120)
     text = log.read_text(errors="replace")
     assert killed, f"{script} ended before it could be killed:\n{text[-3000:]}"
@@ -247,7 +247,7 @@ def test_queued_experiments_run_in_parallel_on_their_own_params(smoke_repo):
         status = _run(["dvc", "queue", "status"], repo, env)
         if not any(word in status for word in ("Queued", "Running")):
             break
-        time.sleep(2)
+        time.sleep(4)  # each `dvc queue status` costs about a CPU second that the queued runs need
     assert "Failed" not in status, status + _run(["dvc", "queue", "logs", "q4"], repo, env)[-3000:]
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo, env))
     metrics = {}
