@@ -99,15 +99,13 @@ def stage_context(name: str, parent: str | None = None, data_parallel: bool = Fa
     root = repo_root()
     params = load_params(root / "params.yaml")
     validate(params, str(root / "params.yaml"))
-    if not data_parallel:
-        with tracking.stage_run(name, params, parent=parent, root=root) as run:
-            yield StageContext(name=name, root=root, params=params, run=run)
-        return
-    cfg = params["distributed"]
-    status = distributed.relaunch(sys.argv[0], cfg)
-    if status is not None:
-        raise SystemExit(status)
-    world = distributed.setup(cfg["backend"], params.get("device", "cpu"))
+    world = distributed.World()
+    if data_parallel:
+        cfg = params["distributed"]
+        status = distributed.relaunch(sys.argv[0], cfg)
+        if status is not None:
+            raise SystemExit(status)
+        world = distributed.setup(cfg["backend"], params.get("device", "cpu"))
     try:
         if world.main:
             with tracking.stage_run(name, params, parent=parent, root=root) as run:
@@ -115,4 +113,4 @@ def stage_context(name: str, parent: str | None = None, data_parallel: bool = Fa
         else:
             yield StageContext(name=name, root=root, params=params, run=tracking.Run(), main=False)
     finally:
-        distributed.teardown()
+        distributed.teardown()  # a no-op unless this process joined a process group
