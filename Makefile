@@ -27,6 +27,9 @@ lock: setup
 	$(BIN)/pip freeze --exclude-editable | grep -v -e '^pip-tools==' -e '^build==' -e '^pyproject_hooks==' > $(VENV)/freeze.txt
 	$(BIN)/pip-compile -q --no-strip-extras --extra test --extra peers --extra video -c $(VENV)/freeze.txt \
 	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o requirements.lock pyproject.toml
+	@# the constraint file is a local temporary: keep it out of the committed lock
+	sed -i -e '\|#   -c $(VENV)/freeze.txt|d' -e 's|--constraint=$(VENV)/freeze.txt|--constraint=<pip freeze of the tested .venv>|' \
+	  -e '2s|$$|, pinned to the versions the test suite ran with (`make lock` regenerates it; `make setup` installs from it).|' requirements.lock
 
 repro: setup
 	dvc repro

@@ -5,7 +5,7 @@ instead (for profiles that only change values). ``cliphand mano-verts --freihand
 ``cliphand predict INPUT [--out predictions/] [--checkpoint data/models/finetune.pt] [--box x0,y0,w,h]
 [--hand auto|left|right] [--focal F] ...`` runs a trained model on an image, a folder of images or a video
 and writes per image a JSON (3D joints in metres, 2D joints in pixels), a mesh and an overlay PNG
-(cliphand/predict.py). ``cliphand experiments commands|collect`` prints the ``dvc exp run`` of each variant of
+(cliphand/predict/run.py). ``cliphand experiments commands|collect`` prints the ``dvc exp run`` of each variant of
 the recipe search (reports/experiments.yaml) or gathers their measurements into reports/experiment_log.csv."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import shlex
 import sys
 from pathlib import Path
 
-from .config import deep_merge, flatten, get, load_yaml, write_profile
-from .errors import DataError
+from cliphand.profiles import deep_merge, flatten, get, load_yaml, write_profile
+from cliphand.errors import DataError
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from .settings import validate
+    from cliphand.config import validate
 
     over = load_yaml(args.profile)
     base = load_yaml(args.base)
@@ -51,7 +51,7 @@ def _profile(args: argparse.Namespace) -> int:
 
 
 def _mano_verts(args: argparse.Namespace) -> int:
-    from .mano import build_freihand_verts
+    from cliphand.data.readers.freihand_mesh import build_freihand_verts
 
     try:
         stats = build_freihand_verts(args.freihand, args.mano, args.out, limit=args.limit)
@@ -83,8 +83,8 @@ def _floats(n: int, what: str):
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from .errors import TrainingError
-    from .predict import run_predict
+    from cliphand.errors import TrainingError
+    from cliphand.predict.run import run_predict
 
     if args.box is not None and not (args.box[2] > 0 and args.box[3] > 0):
         print(f"error: --box needs w, h > 0, got {args.box}", file=sys.stderr)
@@ -113,8 +113,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _experiments(args: argparse.Namespace) -> int:
-    from .experiment_log import collect, command, load_variants, write_csv
-    from .tracking import tracking_uri
+    from cliphand.pipeline.experiment_log import collect
+    from cliphand.report.experiment_log import command, load_variants, write_csv
+    from cliphand.pipeline.tracking import tracking_uri
 
     try:
         variants = load_variants(args.variants)
@@ -151,14 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     mv.add_argument("--limit", type=int, default=None, help="only the first N samples")
     mv.set_defaults(func=_mano_verts)
     ex = sub.add_parser("experiments", help="the recipe search: dvc exp run commands of the variants, or collect "
-                        "their measurements from MLflow into the experiment log (cliphand/experiment_log.py)")
+                        "their measurements from MLflow into the experiment log (cliphand/pipeline/experiment_log.py)")
     ex.add_argument("action", choices=("commands", "collect"))
     ex.add_argument("--variants", type=Path, default=Path("reports/experiments.yaml"))
     ex.add_argument("--out", type=Path, default=Path("reports/experiment_log.csv"))
     ex.add_argument("--all", action="store_true", help="commands: also the variants that already ran")
     ex.set_defaults(func=_experiments)
     pr = sub.add_parser("predict", help="run a trained model on an image, a folder of images or a video",
-                        description="3D hand joints, mesh and overlay per image (cliphand/predict.py). Exit code 1 "
+                        description="3D hand joints, mesh and overlay per image (cliphand/predict/run.py). Exit code 1 "
                         "when the input cannot be read or any image of a folder failed (the others are written).")
     pr.add_argument("input", type=Path, help="an image (.jpg, .png ...), a folder of images (not recursive) or a "
                     "video (.mp4, .avi, .mov, .mkv, .webm; needs PyAV: pip install av)")

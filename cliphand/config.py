@@ -1,124 +1,319 @@
-"""Settings: ``params.yaml`` is the single source; this module only reads and merges it.
+"""The schema of ``params.yaml`` (and of every profile merged over it): types, ranges, enumerations and the
+rules between settings, checked before any stage does work (:func:`validate`, called by every stage's
+:func:`cliphand.pipeline.stage.stage_context` and by ``cliphand profile``).
 
-A profile file (``configs/smoke.yaml``, ``configs/paper.yaml``) holds overrides that are deep-merged
-over ``params.yaml``; :func:`write_profile` writes the merged result as a new ``params.yaml`` so that
-DVC sees ordinary parameters.
+A wrong value fails at once with the key, the value and what is allowed, e.g.::
+
+    params.yaml: pretrain.batch_size = -4: Input should be greater than 0
+
+instead of training zero steps, a ZeroDivisionError, or an unknown backbone found only at pretrain after
+the data stages ran. The groups whose keys are fixed forbid unknown keys (a typo is an error, not a
+silently ignored setting); ``model`` and ``synth`` accept exactly the keys of their ``DEFAULTS``, each of
+the default's type. Built on pydantic (declared dependency; MLflow and DVC use it too).
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-import os
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import DataError
+from cliphand.defaults import BACKBONES, EXTERNAL, MODEL_DEFAULTS, SYNTH_DEFAULTS, TRAIN_SPLITS
+from cliphand.errors import DataError
 
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Prob = Annotated[float, Field(ge=0, le=1)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+NJoints = Annotated[int, Field(ge=1, le=21)]
+Seed = Annotated[int, Field(ge=0)]
 
-def repo_root() -> Path:
-    """The repository root of this run: the folder holding ``params.yaml`` found upwards from the current
-    directory, else the current directory.
-
-    Never ``$DVC_ROOT``: queued and ``--temp`` experiments run in a copy under ``.dvc/tmp/exps/...`` while
-    DVC still points ``DVC_ROOT`` at the main repository; resolving params or data from it would make a
-    queued run ignore its ``-S`` values and write into the main workspace. ``DVC_ROOT`` only locates the
-    shared tracking store (:func:`cliphand.tracking.tracking_uri`)."""
-    here = Path.cwd().resolve()
-    for p in (here, *here.parents):
-        if (p / "params.yaml").exists():
-            return p
-    return here
+#: what a benchmark or an ablation row may be scored on (cliphand.data.splits; 'train' is not scored)
+DATA_SPLITS = tuple(s for s in TRAIN_SPLITS if s != "train") + EXTERNAL
 
 
-def load_yaml(path: str | os.PathLike) -> dict:
-    """Read a YAML mapping; DataError naming the file when it is missing or not a mapping."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: settings file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    return data
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
 
-def deep_merge(base: dict, override: dict) -> dict:
-    """Return ``base`` with ``override`` merged in recursively (override wins; inputs untouched).
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
 
-    A mapping in ``override`` that holds ``__replace__: true`` replaces the base's mapping instead of
-    being merged into it (e.g. a profile's own list of ablation rows).
+
+class Phase(_Strict):
+    """``pretrain`` / ``finetune``: one training run (cliphand/train/loop.py)."""
+
+    epochs: PosInt
+    lr: PosFloat
+    weight_decay: NonNegFloat
+    schedule: Literal["cosine", "step"]
+    warmup_steps: NonNegInt
+    lr_decay: Fraction
+    decay_every: Fraction
+    val_limit: PosInt
+    amp: bool
+    max_steps_per_epoch: PosInt | None = None
+
+
+class Pretrain(Phase):
+    batch_size: PosInt
+
+
+class Finetune(Phase):
+    n_train: PosInt | None
+    freeze_backbone: bool = False
+    pretrained_lr_mult: PosFloat = 1.0
+
+
+class Preprocess(_Strict):
+    input_size: Annotated[int, Field(ge=32, multiple_of=32)]
+    pad: Annotated[float, Field(ge=1.0)]
+    depth_range: PosFloat
+
+
+class Clip(_Strict):
+    batch_size: Annotated[int, Field(ge=2)]           # in-batch negatives need two samples at least
+    temperature_init: Annotated[float, Field(ge=1.0, le=100.0)]
+
+
+class Loss(_Strict):
+    alpha1: NonNegFloat
+    alpha2: NonNegFloat
+    alpha3: NonNegFloat
+    alpha4: NonNegFloat
+    lixel: NonNegFloat
+    lixel_sigma: PosFloat
+
+
+class Augment(_Strict):
+    rotation_deg: Annotated[float, Field(ge=0, le=180)]
+    scale: tuple[PosFloat, PosFloat]
+    shift: Annotated[float, Field(ge=0, le=0.5)]
+    photometric: Prob
+    amplitude_mix: Prob
+    amplitude_beta: Fraction
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.scale[0] > self.scale[1]:
+            raise ValueError(f"scale {list(self.scale)}: low must be <= high")
+        return self
+
+
+class Text(_Open):
+    encoder: Literal["minilm", "open_clip"]
+    features: Literal["joints", "pooled"]
+    template: Literal["auto", "paper", "short"]
+    n_joints: NJoints
+    batch_size: PosInt
+
+    @model_validator(mode="after")
+    def _joints_need_minilm(self):
+        if self.features == "joints" and self.encoder != "minilm":
+            raise ValueError("features 'joints' (per-joint token features) needs encoder 'minilm'; "
+                             "use features 'pooled' with open_clip")
+        return self
+
+
+class Row(_Strict):
+    seeds: list[Seed] | None = None
+    batch_size: Annotated[int, Field(ge=2)] | None = None
+    n_joints: NJoints | None = None
+    n_train: PosInt | None = None
+    epochs: PosInt | None = None
+    freeze_backbone: bool | None = None
+    use_clip: bool | None = None
+    use_projection: bool | None = None
+    use_sparse_to_dense: bool | None = None
+
+
+class Ablate(_Strict):
+    epochs: PosInt
+    n_train: PosInt | None
+    batch_size: Annotated[int, Field(ge=2)]
+    n_joints: NJoints
+    freeze_backbone: bool = False
+    eval_on: list[Literal[DATA_SPLITS]]                 # type: ignore[valid-type]
+    seeds: list[Seed]
+    runs: dict[str, Row | None]
+
+    @model_validator(mode="after")
+    def _rows(self):
+        if "full" not in self.runs:
+            raise ValueError("runs must hold the reference row 'full'")
+        for name, row in self.runs.items():
+            seeds = (row.seeds if row and row.seeds is not None else self.seeds)
+            if not seeds or len(set(seeds)) != len(seeds):
+                raise ValueError(f"runs.{name}: seeds {seeds} must be a non-empty list without repeats")
+            bs = row.batch_size if row and row.batch_size else self.batch_size
+            n = row.n_train if row and row.n_train else self.n_train
+            if n is not None and bs > n:
+                raise ValueError(f"runs.{name}: batch_size {bs} is larger than its n_train {n} (no full batch)")
+        return self
+
+
+class Benchmark(_Strict):
+    data: Literal[DATA_SPLITS]                          # type: ignore[valid-type]
+    text: Literal["test", "val"] | None
+
+
+class Evaluate(_Strict):
+    batch_size: PosInt
+    retrieval_batch_sizes: list[Annotated[int, Field(ge=2)]]
+    benchmarks: dict[str, Benchmark]
+
+
+class Distributed(_Strict):
+    """``distributed``: the torchrun launch of pretrain and finetune (cliphand/distributed.py)."""
+
+    nproc_per_node: PosInt
+    nnodes: PosInt
+    node_rank: NonNegInt
+    rdzv_endpoint: str
+    backend: Literal["auto", "gloo", "nccl"]
+    sync_batchnorm: bool
+
+    @model_validator(mode="after")
+    def _rank(self):
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        return self
+
+
+class Data(_Open):
+    train: Literal["synth", "freihand"]
+    template: Literal["synth", "mano"]
+    mano_path: str | None
+
+    @model_validator(mode="after")
+    def _mano(self):
+        if self.template == "mano" and not self.mano_path:
+            raise ValueError("template 'mano' needs mano_path (your MANO_RIGHT.pkl)")
+        return self
+
+
+class Params(_Open):
+    """The whole of ``params.yaml``."""
+
+    seed: Seed
+    device: Literal["cpu", "cuda", "auto"]
+    data: Data
+    synth: dict[str, Any]
+    preprocess: Preprocess
+    text: Text
+    model: dict[str, Any]
+    clip: Clip
+    loss: Loss
+    augment: Augment
+    pretrain: Pretrain
+    finetune: Finetune
+    evaluate: Evaluate
+    ablate: Ablate
+    distributed: Distributed
+
+
+def _check_against_defaults(group: str, values: dict, defaults: dict) -> list[str]:
+    """Keys of ``values`` must be keys of ``defaults``, and each value of the default's kind."""
+    errors = []
+    for key, value in values.items():
+        if key not in defaults:
+            errors.append(f"{group}.{key} = {value!r}: unknown key; allowed: {', '.join(sorted(defaults))}")
+            continue
+        default = defaults[key]
+        if default is None or value is None:
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, (int, float)):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif isinstance(default, (list, tuple)):
+            ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                          for v in value)
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            errors.append(f"{group}.{key} = {value!r}: must be of the kind of its default {default!r}")
+    return errors
+
+
+def _cross_field(p: Params, raw: dict) -> list[str]:
+    """Rules between groups (the model's geometry, batch vs split sizes)."""
+
+    errors = []
+    m = {**MODEL_DEFAULTS, **raw["model"]}
+    backbones = BACKBONES
+    if m["backbone"] not in backbones:
+        errors.append(f"model.backbone = {m['backbone']!r}: allowed: {', '.join(backbones)}")
+    if m["head_stride"] not in (16, 32):
+        errors.append(f"model.head_stride = {m['head_stride']!r}: allowed: 16, 32")
+    else:
+        base = p.preprocess.input_size // int(m["head_stride"])
+        hm = int(m["heatmap_size"]) if isinstance(m["heatmap_size"], (int, float)) else -1
+        ratio = hm // base if base else 0
+        if hm <= 0 or ratio * base != hm or ratio & (ratio - 1):
+            errors.append(f"model.heatmap_size = {m['heatmap_size']!r}: must be preprocess.input_size / "
+                          f"model.head_stride ({base}) times a power of two (e.g. {base}, {2 * base}, {4 * base})")
+    if m["pretrained"] not in (None, "imagenet") and not isinstance(m["pretrained"], str):
+        errors.append(f"model.pretrained = {m['pretrained']!r}: null, 'imagenet' or a weights file path")
+    if int(m.get("embed_dim", 1)) <= 0:
+        errors.append(f"model.embed_dim = {m['embed_dim']!r}: must be > 0")
+    n_synth = int(raw["synth"].get("n_train", 0) or 0)
+    if p.data.train == "synth" and n_synth and p.pretrain.batch_size > n_synth:
+        errors.append(f"pretrain.batch_size = {p.pretrain.batch_size}: larger than synth.n_train ({n_synth})")
+    procs = p.distributed.nproc_per_node * p.distributed.nnodes
+    for key, bs in (("pretrain.batch_size", p.pretrain.batch_size), ("clip.batch_size", p.clip.batch_size)):
+        if bs % procs:
+            errors.append(f"{key} = {bs}: the global batch must be divisible by the {procs} training processes "
+                          "(distributed.nproc_per_node x nnodes)")
+    n_ft = p.finetune.n_train if p.finetune.n_train is not None else (n_synth or None)
+    if n_ft is not None and p.clip.batch_size > n_ft:
+        errors.append(f"clip.batch_size = {p.clip.batch_size}: larger than finetune.n_train ({n_ft}), "
+                      "so finetuning would have no full batch")
+    return errors
+
+
+def _format(exc: ValidationError, source: str) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            out.append(f"{source}: {loc} = {err['input']!r}: unknown key (a typo?)")
+        elif err["type"] == "missing":
+            out.append(f"{source}: {loc}: missing")
+        else:
+            out.append(f"{source}: {loc} = {err['input']!r}: {msg}")
+    return out
+
+
+def validate(params: dict, source: str = "params.yaml") -> Params:
+    """Check ``params`` (the merged settings) against the schema and the rules between settings.
+
+    Args:
+        params: the parsed ``params.yaml`` (or a profile merged over it).
+        source: the name used in messages.
+    Returns:
+        the typed :class:`Params`.
+    Raises:
+        DataError: one line per problem, each ``<source>: <dotted key> = <value>: <what is allowed>``.
     """
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and value.get("__replace__"):
-            out[key] = {k: copy.deepcopy(v) for k, v in value.items() if k != "__replace__"}
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def load_params(path: str | os.PathLike | None = None) -> dict:
-    """Load ``params.yaml`` (default: at :func:`repo_root`)."""
-    return load_yaml(path or repo_root() / "params.yaml")
-
-
-def get(params: dict, dotted: str, default: Any = ...) -> Any:
-    """``get(p, 'clip.batch_size')`` → ``p['clip']['batch_size']``; KeyError naming the key if absent
-    and no default is given."""
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            if default is ...:
-                raise KeyError(f"params.yaml has no key '{dotted}'")
-            return default
-        node = node[part]
-    return node
-
-
-def set_dotted(params: dict, dotted: str, value: Any) -> None:
-    """In-place ``params['a']['b'] = value`` for ``'a.b'`` (creates missing mappings)."""
-    parts = dotted.split(".")
-    node = params
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-
-
-def resolve_path(path: str | os.PathLike, root: Path | None = None) -> Path:
-    """A path from params: absolute as is, relative to the repository root otherwise."""
-    p = Path(path)
-    return p if p.is_absolute() else (root or repo_root()) / p
-
-
-def fingerprint(obj: Any) -> str:
-    """Short stable hash of a JSON-serialisable object (used to match checkpoints to their settings)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def flatten(params: dict, prefix: str = "") -> dict[str, Any]:
-    """``{'a': {'b': 1}}`` → ``{'a.b': 1}`` (lists kept as values)."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
-def write_profile(profile: str | os.PathLike, base: str | os.PathLike, out: str | os.PathLike) -> dict:
-    """Merge a profile of overrides over ``base`` and write the result to ``out`` (YAML)."""
-    from .io import save_text
-
-    merged = deep_merge(load_yaml(base), load_yaml(profile))
-    save_text(out, yaml.safe_dump(merged, sort_keys=False))
-    return merged
+    if not isinstance(params, dict):
+        raise DataError(f"{source}: expected a mapping of settings, got {type(params).__name__}")
+    try:
+        typed = Params.model_validate(params)
+    except ValidationError as exc:
+        raise DataError("invalid settings:\n" + "\n".join(_format(exc, source))) from None
+    errors = [f"{source}: {e}" for e in _check_against_defaults("model", params["model"], MODEL_DEFAULTS)]
+    errors += [f"{source}: {e}" for e in _check_against_defaults(
+        "synth", params["synth"], {**SYNTH_DEFAULTS, "n_train": 1, "n_val": 1, "n_test": 1, "workers": 0, "seed": 0})]
+    if not errors:
+        errors = [f"{source}: {e}" for e in _cross_field(typed, params)]
+    for key in ("n_train", "n_val", "n_test"):
+        value = params["synth"].get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            errors.append(f"{source}: synth.{key} = {value!r}: must be an integer >= 1")
+    if errors:
+        raise DataError("invalid settings:\n" + "\n".join(errors))
+    return typed

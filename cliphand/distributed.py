@@ -2,7 +2,7 @@
 
 One process per device. ``torchrun --nproc-per-node N`` (one machine) or ``--nnodes M --node-rank i
 --rdzv-endpoint host:port`` (several) sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` in every process;
-:func:`setup` joins the process group (NCCL on CUDA, gloo on CPU). In :func:`cliphand.training.train` each
+:func:`setup` joins the process group (NCCL on CUDA, gloo on CPU). In :func:`cliphand.train.loop.train` each
 process takes its share ``B / N`` of every global batch of ``B`` (a :class:`torch.utils.data.DistributedSampler`
 over one permutation, so the global batches are those of a one-process run), DDP averages the gradients,
 and rank 0 alone writes checkpoints, metrics and MLflow runs.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import TrainingError
+from cliphand.errors import TrainingError
 
 
 @dataclass(frozen=True)
@@ -175,3 +175,26 @@ def relaunch(script: str, cfg: dict) -> int | None:
     argv = torchrun_argv(script, cfg)
     print("[distributed] torchrun " + " ".join(argv[3:]), flush=True)
     return subprocess.call(argv)
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """``cpu`` | ``cuda`` | ``cuda:N`` | ``auto`` (CUDA when present) → a torch device; plain ``cuda`` in a
+    process of a data-parallel run is GPU ``LOCAL_RANK`` (one GPU per process).
+
+    Raises:
+        TrainingError: CUDA was asked for but is not available.
+    """
+    name = str(name or "cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"device {name!r} requested (params.yaml: device) but CUDA is not available here; "
+                            f"use 'cpu' or 'auto'")
+    if name == "cuda" and world().size > 1:
+        name = f"cuda:{world().local_rank}"
+    return torch.device(name)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's parameters."""
+    return next(model.parameters()).device

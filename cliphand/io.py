@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copyreg
+import hashlib
 import json
 import os
 import pickle
@@ -15,7 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import DataError
+from cliphand.errors import DataError
 
 
 @contextlib.contextmanager
@@ -129,3 +130,8 @@ class ArrayUnpickler(pickle.Unpickler):
         if module == "collections" and name == "OrderedDict":
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load class {module}.{name} (only arrays and containers are allowed)")
+
+
+def fingerprint(obj: Any) -> str:
+    """Short stable hash of a JSON-serialisable object (used to match checkpoints to their settings)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]

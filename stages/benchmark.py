@@ -1,9 +1,9 @@
 """DVC stage `benchmark`: Table 6 (latency per module at batch 1, throughput at batch 32, parameters, FLOPs)
 of the default and the paper model, their ONNX exports (parity, onnxruntime timing) and the speed of the
-pipeline itself (loader vs training step, text cache); see cliphand/speed.py."""
+pipeline itself (loader vs training step, text cache); see cliphand/bench/speed.py."""
 
-from cliphand.speed import run_model_benchmarks, run_pipeline_speed
-from cliphand.stage import stage_context
+from cliphand.bench.speed import run_model_benchmarks, run_pipeline_speed
+from cliphand.pipeline.stage import stage_context
 
 with stage_context("benchmark") as st:
     models = run_model_benchmarks(st.params, st.root, st.path("data/bench"))

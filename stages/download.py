@@ -2,7 +2,7 @@
 and the gesture poses of Ge et al. (local copy or the public repository) → data/raw/."""
 
 from cliphand.data.download import fetch_gestures, fetch_realworld, fetch_webxr_hand
-from cliphand.stage import stage_context
+from cliphand.pipeline.stage import stage_context
 
 with stage_context("download") as st:
     web, rw = st.params["download"]["webxr"], st.params["download"]["realworld"]

@@ -2,7 +2,7 @@
 encoded once with the frozen text encoder → data/text/<split>_n<N>.npz (cliphand.text.cache.embed_splits)."""
 
 from cliphand.text.cache import embed_splits
-from cliphand.stage import stage_context
+from cliphand.pipeline.stage import stage_context
 
 with stage_context("embed_text") as st:
     st.finish(embed_splits(st.params, st.root))

@@ -4,10 +4,10 @@ finetuned model; with a MANO template (778 vertices) also pred.json, FreiHAND's 
 
 import sys
 
-from cliphand.data.freihand import NUM_VERTS, write_prediction_json
-from cliphand.experiment import run_evaluation
+from cliphand.data.readers.freihand import NUM_VERTS, write_prediction_json
+from cliphand.train.experiment import run_evaluation
 from cliphand.io import save_npz
-from cliphand.stage import stage_context
+from cliphand.pipeline.stage import stage_context
 
 name = sys.argv[1]
 with stage_context(f"evaluate@{name}") as st:

@@ -1,9 +1,9 @@
 """DVC stage `finetune`: the full model from the pretrained weights → data/models/finetune.pt, also logged to
 MLflow as a model (with its prepared datasets as run inputs)."""
 
-from cliphand.experiment import run_finetune
-from cliphand.stage import stage_context
-from cliphand.tracking import log_trained_model
+from cliphand.train.experiment import run_finetune
+from cliphand.pipeline.stage import stage_context
+from cliphand.pipeline.tracking import log_trained_model
 
 with stage_context("finetune", data_parallel=True) as st:  # under torchrun when distributed asks for it
     out = st.path("data/models/finetune.pt")

@@ -1,11 +1,11 @@
 """DVC stage `peer_mediapipe`: MediaPipe Hands on the real-world photos, scored with our metrics and timed
-on this machine (cliphand/peers/realworld.py). Without MediaPipe (`pip install '.[peers]'`) it records
+on this machine (cliphand/peers/scoring.py). Without MediaPipe (`pip install '.[peers]'`) it records
 that the peer was not run, and the report says so."""
 
 from cliphand.io import save_npz
 from cliphand.peers.mediapipe_hands import INSTALL_HINT, available
-from cliphand.peers.realworld import evaluate_mediapipe
-from cliphand.stage import stage_context
+from cliphand.peers.scoring import evaluate_mediapipe
+from cliphand.pipeline.stage import stage_context
 
 with stage_context("peer_mediapipe") as st:
     out = st.path("data/peers/mediapipe")

@@ -1,7 +1,7 @@
 """DVC stage `pretrain`: visual encoder + joint regressor (paper §4.2) → data/models/pretrain.pt."""
 
-from cliphand.experiment import run_pretrain
-from cliphand.stage import stage_context
+from cliphand.train.experiment import run_pretrain
+from cliphand.pipeline.stage import stage_context
 
 with stage_context("pretrain", data_parallel=True) as st:  # under torchrun when distributed asks for it
     history = run_pretrain(st.params, st.root, st.path("data/models/pretrain.pt"), log=st.run.log_metrics)

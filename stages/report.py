@@ -1,8 +1,8 @@
 """DVC stage `report`: reports/report.md and reports/figures/*.png from the pipeline's outputs
-(cliphand.report); the report's own numbers go to reports/report_metrics.json, not data/metrics."""
+(cliphand.report.build); the report's own numbers go to reports/report_metrics.json, not data/metrics."""
 
-from cliphand.report import build_report
-from cliphand.stage import stage_context
+from cliphand.report.build import build_report
+from cliphand.pipeline.stage import stage_context
 
 with stage_context("report") as st:
     out_md, fig_dir = st.path("reports/report.md"), st.path("reports/figures")

@@ -2,8 +2,8 @@
 
 import time
 
-from cliphand.data.synth import synthesize
-from cliphand.stage import stage_context
+from cliphand.data.synth.synthesize import synthesize
+from cliphand.pipeline.stage import stage_context
 
 with stage_context("synthesize") as st:
     cfg = dict(st.params["synth"])

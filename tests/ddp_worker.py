@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cliphand import distributed  # noqa: E402
-from cliphand.checkpoint import build_model  # noqa: E402
+from cliphand import distributed# noqa: E402
+from cliphand.model.checkpoint import build_model  # noqa: E402
 from cliphand.data.loader import PreparedSet  # noqa: E402
-from cliphand.training import train  # noqa: E402
+from cliphand.train.loop import train  # noqa: E402
 from helpers import TINY_MODEL, tiny_template  # noqa: E402
 
 NO_AUG = {"rotation_deg": 0, "scale": [1, 1], "shift": 0.0, "photometric": 0, "amplitude_mix": 0.0,

@@ -16,7 +16,7 @@ import scipy.io
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from cliphand.data.stb import SEQUENCES, SK_ROT_VEC, SK_TRANS_MM, STB_TO_FREIHAND, WRIST_FROM_PALM
+from cliphand.data.readers.stb import SEQUENCES, SK_ROT_VEC, SK_TRANS_MM, STB_TO_FREIHAND, WRIST_FROM_PALM
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RHD_SAMPLES = SHARED / "rhd_samples"

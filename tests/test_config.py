@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from cliphand.cli import main
-from cliphand.config import deep_merge, get, load_yaml, set_dotted
+from cliphand.profiles import deep_merge, get, load_yaml
 from cliphand.errors import DataError
 
 
@@ -22,8 +22,6 @@ def test_get_and_set_dotted():
     assert get(p, "clip.missing", None) is None
     with pytest.raises(KeyError, match="clip.missing"):
         get(p, "clip.missing")
-    set_dotted(p, "model.use_clip", False)
-    assert p["model"]["use_clip"] is False
 
 
 def test_load_yaml_errors_name_the_file(tmp_path):
@@ -52,12 +50,12 @@ def test_profile_command_writes_merged_params(tmp_path, capsys, repo_root):
 
 def test_smoke_profile_only_names_known_keys(repo_root):
     """Every key of configs/smoke.yaml is a setting the code knows (a typo would silently do nothing)."""
-    from cliphand.config import flatten
-    from cliphand.data.synth import DEFAULTS as SYNTH, STAGE_KEYS
-    from cliphand.model.cliphand3d import DEFAULTS as MODEL
+    from cliphand.profiles import flatten
+    from cliphand.defaults import SYNTH_DEFAULTS as SYNTH, SYNTH_STAGE_KEYS
+    from cliphand.defaults import MODEL_DEFAULTS as MODEL
 
     base = flatten(load_yaml(repo_root / "params.yaml"))
-    known = set(base) | {f"model.{k}" for k in MODEL} | {f"synth.{k}" for k in (*SYNTH, *STAGE_KEYS)}
+    known = set(base) | {f"model.{k}" for k in MODEL} | {f"synth.{k}" for k in (*SYNTH, *SYNTH_STAGE_KEYS)}
     for key in flatten(load_yaml(repo_root / "configs/smoke.yaml")):
         if not key.startswith("ablate.runs."):
             assert key in known, f"configs/smoke.yaml: unknown setting {key}"

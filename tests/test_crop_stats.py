@@ -9,7 +9,7 @@ import yaml
 
 from cliphand.data.crop_stats import augmented_uvd, box_statistics, coverage, summary
 from cliphand.data.preprocess import crop_to_input
-from cliphand.geometry import project
+from cliphand.hand.geometry import project
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "realworld_testset"
@@ -30,7 +30,7 @@ def test_box_statistics_known_values():
 def test_training_crops_cover_the_real_dataset_crops():
     if not (REAL / "params.mat").is_file():
         pytest.skip(f"{REAL} not present")
-    from cliphand.data.realworld import load_realworld
+    from cliphand.data.readers.realworld import load_realworld
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     real = load_realworld(REAL, load_images=False)

@@ -1,12 +1,12 @@
-"""The recipe-search log (cliphand.experiment_log) and the CLIP-claim statistics (report_training)."""
+"""The recipe-search log (cliphand.report.experiment_log) and the CLIP-claim statistics (report_training)."""
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from cliphand.errors import DataError
-from cliphand.experiment_log import COLUMNS, command, load_variants, read_csv, write_csv
-from cliphand.report_training import welch_interval
+from cliphand.report.experiment_log import COLUMNS, command, load_variants, read_csv, write_csv
+from cliphand.report.training import welch_interval
 
 
 def test_variants_file_and_commands(tmp_path):

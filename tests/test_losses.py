@@ -1,11 +1,11 @@
-"""Known-answer tests of cliphand.losses (paper eqs. 3-7)."""
+"""Known-answer tests of cliphand.train.losses (paper eqs. 3-7)."""
 
 import math
 
 import pytest
 import torch
 
-from cliphand import losses as L
+from cliphand.train import losses as L
 
 
 def tetra(batch=2):

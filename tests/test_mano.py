@@ -22,10 +22,11 @@ from scipy.spatial.transform import Rotation
 
 from cliphand.cli import main
 from cliphand.errors import DataError
-from cliphand.mano import (AUTHORS_TIPS, FREIHAND_ROOT, FREIHAND_TIPS, MANO_KEYS, build_freihand_verts,
-                           freihand_joints, freihand_mesh, load_mano, mano_forward, mano_template,
-                           save_template_npz)
-from cliphand.model.cliphand3d import load_template
+from cliphand.data.readers.freihand_mesh import build_freihand_verts, freihand_mesh
+from cliphand.data.templates import write_template
+from cliphand.hand.mano import AUTHORS_TIPS, FREIHAND_ROOT, FREIHAND_TIPS, freihand_joints, mano_forward, mano_template
+from cliphand.hand.mano_file import MANO_KEYS, load_mano
+from cliphand.hand.template import read_template
 
 V, K, F = 778, 16, 1538
 PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
@@ -231,7 +232,7 @@ def test_chumpy_object_without_value(tmp_path, arrays):
 
 
 def test_chumpy_derived_objects():
-    from cliphand.mano import _chumpy_value, _standin_class
+    from cliphand.hand.mano_file import _chumpy_value, _standin_class
 
     def obj(module, name, state):
         o = _standin_class(module, name)()
@@ -459,10 +460,12 @@ def test_mano_template(pkl, model, tmp_path):
     np.testing.assert_allclose(t["verts"], v, atol=1e-7)
     np.testing.assert_allclose(t["joints"], freihand_joints(v, j), atol=1e-7)
     out = tmp_path / "synth" / "template.npz"
-    save_template_npz(out, t)
+    out.parent.mkdir()
+    summary = write_template({"data": {"template": "mano", "mano_path": str(pkl)}}, tmp_path, out)
+    assert summary == {"kind": "mano", "vertices": V, "faces": F}
     with np.load(out) as z:
         assert z["verts"].dtype == np.float32 and z["faces"].dtype == np.int32 and z["joints"].dtype == np.float32
-    verts, joints, faces = load_template(out)
+    verts, joints, faces = read_template(out).values()
     np.testing.assert_array_equal(verts, t["verts"])
     np.testing.assert_array_equal(joints, t["joints"])
     np.testing.assert_array_equal(faces, t["faces"])

@@ -1,10 +1,10 @@
-"""Known-answer tests of cliphand.metrics (FreiHAND protocol, NOTES §4)."""
+"""Known-answer tests of cliphand.evaluate.metrics (FreiHAND protocol, NOTES §4)."""
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from cliphand import metrics as M
+from cliphand.evaluate import metrics as M
 
 
 def hand_like(rng, b=64, n=21, spread=0.04):

@@ -12,9 +12,12 @@ import torch
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from cliphand.defaults import MODEL_DEFAULTS
 from cliphand.errors import DataError
-from cliphand.geometry import xyz_to_uvd
-from cliphand.model import (Backbone, CLIPHand3D, DEFAULTS, FeatureMatchingHead, JointRegressor, TextAdapter,
+from cliphand.hand.geometry import xyz_to_uvd
+from cliphand.model.checkpoint import build_model
+from cliphand.hand.template import read_template
+from cliphand.model import (Backbone, CLIPHand3D, FeatureMatchingHead, JointRegressor, TextAdapter,
                             build_levels, farthest_points, merge_config, nearest_assignment, render_heatmap3d,
                             sample_at, soft_argmax)
 from cliphand.model import backbone as backbone_mod
@@ -217,7 +220,7 @@ def test_clip_head_shapes_norms_and_logits():
 def test_temperature_init_and_clamp():
     head = FeatureMatchingHead(21, HM, DT, 32, text_max_len=8, ff_dim=64)
     assert torch.allclose(head.logit_scale(), torch.full((3,), 100.0))
-    assert DEFAULTS["logit_scale_init"] == pytest.approx(math.log(100.0))
+    assert MODEL_DEFAULTS["logit_scale_init"] == pytest.approx(math.log(100.0))
     with torch.no_grad():
         head.log_scale.copy_(torch.tensor([math.log(1000.0), -5.0, math.log(50.0)]))
     assert torch.allclose(head.logit_scale(), torch.tensor([100.0, 1.0, 50.0]))
@@ -398,13 +401,13 @@ def test_bad_inputs(template, tmp_path):
     with pytest.raises(ValueError):
         m(torch.randn(1, 3, S + 32, S))
     with pytest.raises(DataError, match="nothere.npz"):
-        CLIPHand3D.from_config(SMALL, tmp_path / "nothere.npz")
+        read_template(tmp_path / "nothere.npz")
     np.savez(tmp_path / "bad.npz", verts=np.zeros((5, 2)), joints=np.zeros((21, 3)), faces=np.zeros((1, 3)))
     with pytest.raises(DataError, match="bad.npz"):
-        CLIPHand3D.from_config(SMALL, tmp_path / "bad.npz")
+        read_template(tmp_path / "bad.npz")
     verts, joints, faces = template
     np.savez(tmp_path / "template.npz", verts=verts, joints=joints, faces=faces.astype(np.int32))
-    m2 = CLIPHand3D.from_config(SMALL, tmp_path / "template.npz")
+    m2 = build_model(SMALL, read_template(tmp_path / "template.npz"))
     assert m2.faces.shape == (50, 3) and m2.inference_modules()["mesh_regressor"] is m2.mesh_regressor
 
 
@@ -418,6 +421,6 @@ def test_levels_on_webxr_hand():
     data = gltf.binary_blob()[view.byteOffset + (acc.byteOffset or 0):][: acc.count * 12]
     verts = np.frombuffer(data, np.float32).reshape(acc.count, 3)
     joints = verts[farthest_points(verts, 21)]                         # stand-in joints on the surface
-    lv = build_levels(verts, joints, [21, *DEFAULTS["mesh_levels"], len(verts)])
+    lv = build_levels(verts, joints, [21, *MODEL_DEFAULTS["mesh_levels"], len(verts)])
     assert lv.sizes == [21, 85, 170, 340, 1360]
     assert len(set(lv.indices[3].tolist())) == 340

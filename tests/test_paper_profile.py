@@ -13,12 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from cliphand.config import deep_merge, load_yaml
-from cliphand.data.benchmarks import prepare_all
-from cliphand.data.freihand import evaluate as freihand_evaluate
-from cliphand.data.freihand import load_prediction_json, write_prediction_json
-from cliphand.evaluation import PROTOCOLS
-from cliphand.experiment import run_evaluation, run_finetune, run_pretrain
+from cliphand.profiles import deep_merge, load_yaml
+from cliphand.data.splits import prepare_all
+from cliphand.data.readers.freihand import load_prediction_json, write_prediction_json
+from cliphand.evaluate import metrics as M
+from cliphand.evaluate.protocols import PROTOCOLS
+from cliphand.train.experiment import run_evaluation, run_finetune, run_pretrain
 from cliphand.text.cache import embed_splits
 from fixtures_benchmarks import write_freihand_fixture, write_rhd_fixture, write_stb_fixture
 from test_mano import _model_arrays, _write_pkl
@@ -105,7 +105,7 @@ def test_paper_profile_few_steps_on_release_layout_fixtures(tmp_path, paper_para
     scores, preds = run_evaluation(root / "data/models/finetune.pt", root, "test", "test", params)
     write_prediction_json(tmp_path / "pred.json", preds["joints"], preds["verts"])
     xyz, verts = load_prediction_json(tmp_path / "pred.json")
-    official = freihand_evaluate(xyz, verts, fh["evaluation"]["xyz"], fh["evaluation"]["verts"])
+    official = M.evaluate(xyz, fh["evaluation"]["xyz"], verts, fh["evaluation"]["verts"])  # pred.json scored again
     assert official["pa_mpjpe_mm"] == pytest.approx(scores["pa_mpjpe_mm"], abs=1e-3)
     assert official["f15"] == pytest.approx(scores["f15"], abs=1e-6)
     assert "retrieval" in scores and "p2t_top1_x_b4" in scores["retrieval"]

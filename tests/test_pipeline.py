@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cliphand.config import deep_merge, load_yaml
+from cliphand.profiles import deep_merge, load_yaml
 
 pytestmark = pytest.mark.slow  # `make test` runs this module beside the other tests (see Makefile)
 BIN = Path(sys.executable).parent
@@ -168,7 +168,7 @@ def test_sigkill_mid_synthesize_and_mid_pretrain_then_repro_finishes(smoke_repo,
     """Issue 10: a kill at any moment loses at most the current epoch and leaves nothing half-written
     that passes for valid; the next `dvc repro` redoes the killed stage (or restores its outputs from DVC's
     run cache, as the settings did not change) and finishes with correct outputs."""
-    from cliphand.checkpoint import load_checkpoint
+    from cliphand.model.checkpoint import load_checkpoint
     from cliphand.data.preprocess import load_prepared
 
     repo, env, _, params = smoke_repo
@@ -196,7 +196,7 @@ def test_finetune_run_holds_the_model_and_its_datasets(smoke_repo):
     import numpy as np
     import torch
 
-    from cliphand.checkpoint import load_checkpoint
+    from cliphand.model.checkpoint import load_checkpoint
     from cliphand.data.augment import normalise
     from cliphand.data.loader import PreparedSet
 

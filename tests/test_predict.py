@@ -1,7 +1,8 @@
-"""``cliphand predict`` (cliphand/predict.py) with a tiny random-weight checkpoint and real photos of left hands."""
+"""``cliphand predict`` (cliphand/predict/run.py) with a tiny random-weight checkpoint and real photos of left hands."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -11,13 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
-from cliphand import predict as P
-from cliphand.checkpoint import build_model, load_checkpoint, save_checkpoint
+from cliphand.predict.camera import (FALLBACK_DEPTH_M, default_intrinsics, solve_root_depth, square_box,
+                                     whole_image_box)
+from cliphand.predict.inputs import read_image
+from cliphand.predict.prediction import predict_image
+from cliphand.predict.run import run_predict
+from cliphand.model.checkpoint import build_model, load_checkpoint, save_checkpoint
 from cliphand.cli import main
 from cliphand.errors import DataError
-from cliphand.geometry import project, uvd_to_xyz, xyz_to_uvd
+from cliphand.hand.geometry import project, uvd_to_xyz, xyz_to_uvd
 from cliphand.peers.mediapipe_hands import Detection
-from cliphand.skeleton import JOINT_NAMES
+from cliphand.hand.skeleton import JOINT_NAMES
 
 from helpers import TINY_MODEL, tiny_template
 
@@ -79,7 +84,7 @@ def test_root_depth_recovered_exactly(seed):
     joints = joints + root
     K = np.array([[310.0, 0, 30.5], [0, 290.0, 33.0], [0, 0, 1]])
     uvd = xyz_to_uvd(joints, K, np.asarray(root[2]), 64, 0.3)
-    z, source = P.solve_root_depth(uvd, K, 64, 0.3, bone_length=0.08)
+    z, source = solve_root_depth(uvd, K, 64, 0.3, bone_length=0.08)
     assert source == "bone length"
     assert abs(z - root[2]) < 1e-6
     assert np.abs(uvd_to_xyz(uvd, K, np.asarray(z), 64, 0.3) - joints).max() < 1e-6
@@ -89,19 +94,19 @@ def test_root_depth_fallback_when_no_root():
     K = np.array([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]])
     uvd = np.full((21, 3), 0.5)
     uvd[9] = [0.5 + 2 / 64, 0.5, 0.5 + 0.2 / 0.3]  # 2 px away but 0.2 m behind the wrist: longer than the bone
-    z, source = P.solve_root_depth(uvd, K, 64, 0.3, bone_length=0.1)
+    z, source = solve_root_depth(uvd, K, 64, 0.3, bone_length=0.1)
     assert source.startswith("fallback: f * bone / pixel length")
     assert z == pytest.approx(100 * 0.1 / 2)
     uvd[9] = uvd[0]
-    assert P.solve_root_depth(uvd, K, 64, 0.3) == (P.FALLBACK_DEPTH_M, "fallback: fixed")
+    assert solve_root_depth(uvd, K, 64, 0.3) == (FALLBACK_DEPTH_M, "fallback: fixed")
 
 
 def test_square_and_whole_image_boxes():
-    assert P.square_box((50, 60, 100, 80), pad=1.3) == pytest.approx((35.0, 35.0, 130.0))
-    assert P.whole_image_box(200, 100) == (0.0, -50.0, 200.0)
+    assert square_box((50, 60, 100, 80), pad=1.3) == pytest.approx((35.0, 35.0, 130.0))
+    assert whole_image_box(200, 100) == (0.0, -50.0, 200.0)
     with pytest.raises(ValueError):
-        P.square_box((0, 0, 0, 10))
-    K = P.default_intrinsics(640, 480)
+        square_box((0, 0, 0, 10))
+    K = default_intrinsics(640, 480)
     assert np.allclose(K, [[640, 0, 320], [0, 640, 240], [0, 0, 1]])
 
 
@@ -119,7 +124,7 @@ def test_single_photo_cli(tmp_path, ckpt_path, photos):
     assert d["intrinsics_source"] == "default"
     K = np.array(d["intrinsics"])
     assert np.allclose(K, [[256, 0, 128], [0, 256, 128], [0, 0, 1]])
-    assert d["joint_names"] == JOINT_NAMES and len(JOINT_NAMES) == 21
+    assert d["joint_names"] == list(JOINT_NAMES) and len(JOINT_NAMES) == 21
     joints, rel, uv = (np.array(d[k]) for k in ("joints_cam_m", "joints_root_relative_m", "joints_uv_px"))
     assert joints.shape == (21, 3) and rel.shape == (21, 3) and uv.shape == (21, 2)
     assert np.all(joints[:, 2] > 0) and d["root_depth_m"] == pytest.approx(joints[0, 2])
@@ -150,8 +155,8 @@ def test_intrinsics_options(tmp_path, ckpt_path, photos):
     assert f"element vertex {d['n_vertices']}\n" in ply and f"element face {d['n_faces']}\n" in ply
     kfile = tmp_path / "K.json"
     kfile.write_text(json.dumps({"K": [[400, 0, 100], [0, 410, 140], [0, 0, 1]]}))
-    summary = P.run_predict(photos[0], tmp_path / "b", ckpt_path, device="cpu", intrinsics=kfile,
-                            use_detector=False, progress=False)
+    summary = run_predict(photos[0], tmp_path / "b", ckpt_path, device="cpu", intrinsics=kfile,
+                          use_detector=False, progress=False)
     d = json.loads((tmp_path / "b" / f"{photos[0].stem}.json").read_text())
     assert summary["n_written"] == 1 and d["intrinsics_source"] == f"file {kfile}"
     assert np.allclose(d["intrinsics"], [[400, 0, 100], [0, 410, 140], [0, 0, 1]])
@@ -159,7 +164,7 @@ def test_intrinsics_options(tmp_path, ckpt_path, photos):
     assert np.abs(uv - np.array(d["joints_uv_px"])).max() < 1e-3
     kfile.write_text("[[1, 2], [3, 4]]")
     with pytest.raises(DataError, match="K.json"):
-        P.run_predict(photos[0], tmp_path / "c", ckpt_path, device="cpu", intrinsics=kfile, use_detector=False)
+        run_predict(photos[0], tmp_path / "c", ckpt_path, device="cpu", intrinsics=kfile, use_detector=False)
     assert not (tmp_path / "c").exists()
 
 
@@ -186,7 +191,7 @@ def test_folder_progress_bar(tmp_path, ckpt_path, photos, capsys):
     src = tmp_path / "in"
     src.mkdir()
     shutil.copy(photos[0], src / photos[0].name)
-    summary = P.run_predict(src, tmp_path / "out", ckpt_path, device="cpu", use_detector=False, progress=True)
+    summary = run_predict(src, tmp_path / "out", ckpt_path, device="cpu", use_detector=False, progress=True)
     assert summary["n_written"] == 1 and summary["kind"] == "folder"
     assert "1/1" in capsys.readouterr().err
 
@@ -241,8 +246,8 @@ def test_left_hand_is_mirrored_back(tiny, photos, off_centre):
         K_flip[0, 2] = w - K[0, 2]
         kw_r = {"K": K, "box": (30, 40, 90, 120)}
         kw_l = {"K": K_flip, "box": (w - 30 - 90, 40, 90, 120)}
-    right = P.predict_image(model, meta, image, faces, hand="right", **kw_r)
-    left = P.predict_image(model, meta, flipped, faces, hand="left", **kw_l)
+    right = predict_image(model, meta, image, faces, hand="right", **kw_r)
+    left = predict_image(model, meta, flipped, faces, hand="left", **kw_l)
     assert np.ptp(right.joints_uv[:, 0]) > 20 and right.root_depth_source == "bone length"
     assert (right.mirrored, left.mirrored) == (False, True) and left.handedness_source == "user"
     if off_centre:
@@ -260,11 +265,11 @@ def test_left_hand_is_mirrored_back(tiny, photos, off_centre):
     vol_r, vol_l = _signed_volume(right.verts_cam, right.faces), _signed_volume(left.verts_cam, left.faces)
     assert abs(vol_r) > 0 and vol_l == pytest.approx(vol_r, rel=1e-6)
     # a mirrored crop is not the same input: hand='left' on the unflipped image differs from 'right'
-    assert np.abs(P.predict_image(model, meta, image, faces, hand="left").joints_uv - right.joints_uv).max() > 1
+    assert np.abs(predict_image(model, meta, image, faces, hand="left").joints_uv - right.joints_uv).max() > 1
     # the same with the tiny network (float32: equal up to rounding)
     net = tiny[0]
-    right = P.predict_image(net, meta, image, faces, hand="right")
-    left = P.predict_image(net, meta, flipped, faces, hand="left")
+    right = predict_image(net, meta, image, faces, hand="right")
+    left = predict_image(net, meta, flipped, faces, hand="left")
     assert np.abs(left.joints_uv[:, 0] - (w - right.joints_uv[:, 0])).max() < 1e-3
     assert np.abs(left.joints_uv[:, 1] - right.joints_uv[:, 1]).max() < 1e-3
 
@@ -282,16 +287,16 @@ def test_detector_paths_without_mediapipe(tiny, photos):
     model, meta, faces = tiny
     image = np.asarray(Image.open(photos[0]).convert("RGB"))
     none = _FakeDetector(None)
-    pred = P.predict_image(model, meta, image, faces, detector=none)
+    pred = predict_image(model, meta, image, faces, detector=none)
     assert none.calls == 1 and pred.hand_source == "whole_image (no detection)" and pred.handedness == "right"
     uv = np.stack([np.linspace(60, 160, 21), np.linspace(40, 200, 21)], -1)
     found = _FakeDetector(Detection(world=np.zeros((21, 3)), uv=uv, label="Right", score=0.9))
-    pred = P.predict_image(model, meta, image, faces, detector=found)
+    pred = predict_image(model, meta, image, faces, detector=found)
     assert pred.hand_source == "mediapipe" and pred.box == pytest.approx(found.det.box(1.3))
     assert pred.handedness == "left" and pred.handedness_source == "mediapipe" and pred.mirrored
-    assert P.predict_image(model, meta, image, faces, detector=found, selfie=True).handedness == "right"
-    assert P.predict_image(model, meta, image, faces, detector=found, hand="right").handedness == "right"
-    boxed = P.predict_image(model, meta, image, faces, detector=found, box=(10, 10, 50, 50))
+    assert predict_image(model, meta, image, faces, detector=found, selfie=True).handedness == "right"
+    assert predict_image(model, meta, image, faces, detector=found, hand="right").handedness == "right"
+    boxed = predict_image(model, meta, image, faces, detector=found, box=(10, 10, 50, 50))
     assert boxed.hand_source == "box" and found.calls == 3  # a user box skips the detector
 
 
@@ -302,7 +307,7 @@ def test_mediapipe_on_a_real_photo(tiny, photos):
     model, meta, faces = tiny
     image = np.asarray(Image.open(photos[0]).convert("RGB"))
     with MediaPipeHands() as hands:
-        pred = P.predict_image(model, meta, image, faces, detector=hands)
+        pred = predict_image(model, meta, image, faces, detector=hands)
     assert pred.hand_source == "mediapipe" and pred.detection is not None
     det_uv = np.array(pred.detection["uv_px"])
     assert det_uv.shape == (21, 2) and np.all((det_uv >= 0) & (det_uv <= 256))
@@ -339,9 +344,9 @@ def test_errors_name_the_file_and_leave_nothing(tmp_path, ckpt_path, photos, cap
     def boom(*args, **kwargs):
         raise RuntimeError("render failed")
 
-    monkeypatch.setattr(P, "draw_overlay", boom)
+    monkeypatch.setattr("cliphand.predict.outputs.draw_overlay", boom)
     with pytest.raises(RuntimeError, match="render failed"):
-        P.run_predict(photos[0], out, ckpt_path, device="cpu", use_detector=False, progress=False)
+        run_predict(photos[0], out, ckpt_path, device="cpu", use_detector=False, progress=False)
     assert _all_files(out) == []  # nothing half-written: no mesh without its JSON, no temp files
 
 
@@ -372,8 +377,8 @@ def test_video_frames(tmp_path, ckpt_path, photos, capsys):
     assert d["frame_index"] == 2 and d["input"] == str(video) and d["image_size"] == {"width": 256, "height": 256}
     assert np.array(d["joints_cam_m"]).shape == (21, 3)
     out2 = tmp_path / "out2"
-    assert P.run_predict(video, out2, ckpt_path, device="cpu", use_detector=False, every=3,
-                         progress=False)["n_written"] == 2
+    assert run_predict(video, out2, ckpt_path, device="cpu", use_detector=False, every=3,
+                       progress=False)["n_written"] == 2
     assert _all_files(out2 / "clip")[0::3] == ["frame_000000.json", "frame_000003.json"]
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 100)
@@ -384,14 +389,14 @@ def test_video_frames(tmp_path, ckpt_path, photos, capsys):
 def test_video_without_pyav(tmp_path, ckpt_path, monkeypatch):
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\x00")
-    real = P.importlib.util.find_spec
-    monkeypatch.setattr(P.importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "av" else real(name, *a))
     with pytest.raises(DataError, match="pip install av"):
-        P.run_predict(video, tmp_path / "out", ckpt_path, device="cpu")
+        run_predict(video, tmp_path / "out", ckpt_path, device="cpu")
 
 
 def test_onnx_runtime_gives_the_pytorch_prediction(tmp_path, ckpt_path, tiny, photos):
-    from cliphand.export import export_onnx
+    from cliphand.bench.export import export_onnx
 
     model, meta, _ = tiny
     onnx_path = tmp_path / "tiny.onnx"
@@ -410,7 +415,7 @@ def test_onnx_runtime_gives_the_pytorch_prediction(tmp_path, ckpt_path, tiny, ph
     big = build_model({**TINY_MODEL, "input_size": 128, "heatmap_size": 32}, tiny_template())
     export_onnx(big, tmp_path / "other.onnx", 128)
     with pytest.raises(DataError, match="other.onnx: made for input"):
-        P.run_predict(photos[0], tmp_path / "bad", ckpt_path, use_detector=False, onnx=tmp_path / "other.onnx",
+        run_predict(photos[0], tmp_path / "bad", ckpt_path, use_detector=False, onnx=tmp_path / "other.onnx",
                     progress=False)
     assert not (tmp_path / "bad").exists() or _all_files(tmp_path / "bad") == []
 
@@ -427,9 +432,9 @@ def test_hostile_images_in_a_folder(tmp_path, ckpt_path, photos, monkeypatch):
     (src / "c_truncated.jpg").write_bytes(data[: len(data) // 2])
     big = Image.open(photos[2]).convert("RGB").resize((5000, 5000), Image.NEAREST)
     big.save(src / "d_big.jpg", quality=80)
-    monkeypatch.setattr(P, "MAX_SIDE", 1000)
+    monkeypatch.setattr("cliphand.predict.inputs.MAX_SIDE", 1000)
     calls = {"n": 0}
-    real = P.predict_image
+    real = predict_image
 
     def flaky(*args, **kwargs):  # the third image predicted (e_unlucky) blows up with an unexpected error
         calls["n"] += 1
@@ -438,10 +443,10 @@ def test_hostile_images_in_a_folder(tmp_path, ckpt_path, photos, monkeypatch):
         return real(*args, **kwargs)
 
     shutil.copy(photos[0], src / "e_unlucky.jpg")
-    monkeypatch.setattr(P, "predict_image", flaky)
+    monkeypatch.setattr("cliphand.predict.run.predict_image", flaky)
     warnings = []
-    s = P.run_predict(src, tmp_path / "out", ckpt_path, device="cpu", use_detector=False, progress=False,
-                      warn=warnings.append)
+    s = run_predict(src, tmp_path / "out", ckpt_path, device="cpu", use_detector=False, progress=False,
+                    warn=warnings.append)
     assert (s["n"], s["n_written"], s["n_failed"]) == (5, 2, 3)
     failed = {Path(f["file"]).name: f["error"] for f in s["failed"]}
     assert sorted(failed) == ["b_empty.jpg", "c_truncated.jpg", "e_unlucky.jpg"]
@@ -460,13 +465,13 @@ def test_huge_image_is_downscaled_and_reported_in_file_pixels(tmp_path, ckpt_pat
     img = Image.open(photos[0]).convert("RGB")
     big = img.resize((2048, 2048), Image.BILINEAR)
     big.save(tmp_path / "big.png")
-    small_ref = P.run_predict(tmp_path / "big.png", tmp_path / "ref", ckpt_path, device="cpu", box=(400, 400, 1200, 1200),
-                              progress=False)
-    monkeypatch.setattr(P, "MAX_SIDE", 512)
-    arr, scale = P.read_image(tmp_path / "big.png")
+    small_ref = run_predict(tmp_path / "big.png", tmp_path / "ref", ckpt_path, device="cpu", box=(400, 400, 1200, 1200),
+                            progress=False)
+    monkeypatch.setattr("cliphand.predict.inputs.MAX_SIDE", 512)
+    arr, scale = read_image(tmp_path / "big.png")
     assert arr.shape == (512, 512, 3) and scale == pytest.approx(0.25)
-    P.run_predict(tmp_path / "big.png", tmp_path / "cap", ckpt_path, device="cpu", box=(400, 400, 1200, 1200),
-                  progress=False)
+    run_predict(tmp_path / "big.png", tmp_path / "cap", ckpt_path, device="cpu", box=(400, 400, 1200, 1200),
+                progress=False)
     ref = json.loads((tmp_path / "ref" / "big.json").read_text())
     cap = json.loads((tmp_path / "cap" / "big.json").read_text())
     assert cap["image_size"] == {"width": 2048, "height": 2048} and cap["downscaled"]["factor"] == pytest.approx(0.25)

@@ -5,7 +5,7 @@ import pytest
 
 from cliphand.data.preprocess import crop_to_input, load_prepared, prepare_split, write_prepared
 from cliphand.errors import DataError
-from cliphand.geometry import project, uvd_to_xyz
+from cliphand.hand.geometry import project, uvd_to_xyz
 
 S, DEPTH_RANGE = 64, 0.3
 

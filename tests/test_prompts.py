@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from cliphand.geometry import project
+from cliphand.hand.geometry import project
 from cliphand.text import prompts as P
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from cliphand.data.realworld import crop_intrinsics, load_realworld, projection_inside_fraction
+from cliphand.data.readers.realworld import crop_intrinsics, load_realworld, projection_inside_fraction
 from cliphand.errors import DataError
-from cliphand.geometry import project
+from cliphand.hand.geometry import project
 from helpers import realworld_copy
 
 

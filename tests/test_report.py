@@ -1,4 +1,4 @@
-"""The report stage's library (cliphand.report) on a tiny fake pipeline output built in tmp_path:
+"""The report stage's library (cliphand.report.build) on a tiny fake pipeline output built in tmp_path:
 every heading, numbers equal to the metrics files, labelled paper numbers, PNG figures, missing inputs."""
 
 from __future__ import annotations
@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cliphand import metrics as M
-from cliphand.checkpoint import build_model, save_checkpoint
+from cliphand.evaluate import metrics as M
+from cliphand.model.checkpoint import build_model, save_checkpoint
 from cliphand.data.preprocess import write_prepared
-from cliphand.geometry import xyz_to_uvd
+from cliphand.hand.geometry import xyz_to_uvd
 from cliphand.io import save_json, save_npz
-from cliphand.report import PAPER, build_report, fmt, md_table
+from cliphand.report.build import build_report
+from cliphand.report.markdown import fmt, md_table
+from cliphand.report.published import PAPER
 from cliphand.text.cache import save_text_cache
 
 HEADINGS = ["# cliphand report", "## Data", "## Main results", "## Text–pose retrieval", "## Ablations",

@@ -1,4 +1,4 @@
-"""The settings schema (cliphand/settings.py): the shipped settings and profiles pass; each bad value fails
+"""The settings schema (cliphand/config.py): the shipped settings and profiles pass; each bad value fails
 before any work with the key, the value and what is allowed."""
 
 from __future__ import annotations
@@ -8,12 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from cliphand.config import deep_merge, load_params, load_yaml, set_dotted
+from cliphand.profiles import deep_merge, load_params, load_yaml
 from cliphand.errors import DataError
-from cliphand.settings import validate
+from cliphand.config import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = load_params(ROOT / "params.yaml")
+
+
+def set_dotted(params: dict, dotted: str, value) -> None:
+    """In place: ``params['a']['b'] = value`` for ``'a.b'``."""
+    *parents, last = dotted.split(".")
+    for part in parents:
+        params = params[part]
+    params[last] = value
 
 
 @pytest.mark.parametrize("profile", [None, "configs/smoke.yaml", "configs/paper.yaml", "configs/gpu.yaml"])
@@ -68,7 +76,7 @@ def test_bad_value_names_key_value_and_what_is_allowed(key, value, match):
 
 def test_every_stage_checks_the_settings_before_work(tmp_path, monkeypatch):
     """stage_context validates params.yaml on entry: a bad value stops the stage before MLflow or data."""
-    from cliphand.stage import stage_context
+    from cliphand.pipeline.stage import stage_context
 
     params = copy.deepcopy(PARAMS)
     set_dotted(params, "pretrain.batch_size", -1)

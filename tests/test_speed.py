@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from cliphand.benchmark import benchmark_model, benchmark_onnx, count_flops, count_params, summarize_ms, time_call
-from cliphand.checkpoint import build_model
+from cliphand.bench.timing import benchmark_model, benchmark_onnx, count_flops, count_params, summarize_ms, time_call
+from cliphand.model.checkpoint import build_model
 from cliphand.data.loader import PreparedSet, model_input
-from cliphand.export import export_onnx, onnx_session, parity, run_onnx
-from cliphand.pipeline_speed import loader_rate, text_cache_effect, train_step_rate
-from cliphand.speed import paper_model, stand_in_template
+from cliphand.bench.export import export_onnx, onnx_session, parity, run_onnx
+from cliphand.bench.throughput import loader_rate, text_cache_effect, train_step_rate
+from cliphand.bench.speed import paper_model, stand_in_template
 from helpers import TINY_MODEL, realworld_copy, tiny_template, write_tiny_split
 
 
@@ -146,7 +146,7 @@ def test_paper_model_has_the_authors_node_counts(tmp_path, repo_root):
         stand_in_template(tiny_template(v=100))
     (tmp_path / "data/prep").mkdir(parents=True)
     np.savez(tmp_path / "data/prep/template.npz", **tpl)
-    from cliphand.config import load_params
+    from cliphand.profiles import load_params
 
     params = load_params(repo_root / "params.yaml")
     model, note = paper_model(params, tmp_path, repo_root / "configs/paper.yaml")
@@ -158,7 +158,7 @@ def test_paper_model_has_the_authors_node_counts(tmp_path, repo_root):
 
 def test_mediapipe_peer_on_real_photos(shared_data, tmp_path):
     pytest.importorskip("mediapipe")
-    from cliphand.peers.realworld import evaluate_mediapipe
+    from cliphand.peers.scoring import evaluate_mediapipe
 
     root = realworld_copy(shared_data / "realworld_testset", tmp_path / "rw", 12)
     metrics, preds = evaluate_mediapipe(root, {"min_detection_confidence": 0.3}, progress=False)
@@ -199,7 +199,7 @@ def _timing(ms):
 
 
 def test_report_peer_row_and_speed_tables(tmp_path):
-    from cliphand.report_speed import realworld_vs_peer, speed_section
+    from cliphand.report.speed import realworld_vs_peer, speed_section
 
     ours = {"n_samples": 400, "pa_mpjpe_mm": 37.3, "mpjpe_mm": 61.1, "auc_0_50": 0.31}
     doc = _Doc(tmp_path)

@@ -5,14 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cliphand.data.articulation import (COLUMNS, FINGERS, LIMITS_DEG, Articulator, limits_array,
-                                        load_gestures, palm_frame)
-from cliphand.data.backgrounds import photo_paths, random_background
-from cliphand.data.hand_model import JOINT_NAMES, JOINTS21, RiggedHand
-from cliphand.data.render import rasterize, shade
-from cliphand.data.synth import DEFAULTS, render_sample, synthesize
+from cliphand.data.synth.articulation import COLUMNS, LIMITS_DEG, Articulator, limits_array, load_gestures, palm_frame
+from cliphand.data.synth.backgrounds import photo_paths, random_background
+from cliphand.data.synth.hand_model import JOINTS21, SKIN_JOINT_NAMES, RiggedHand
+from cliphand.hand.skeleton import FINGERS
+from cliphand.data.synth.render import rasterize, shade
+from cliphand.defaults import SYNTH_DEFAULTS
+from cliphand.data.synth.sample import render_sample
+from cliphand.data.synth.synthesize import synthesize
 from cliphand.errors import DataError
-from cliphand.geometry import project
+from cliphand.hand.geometry import project
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 GLB = SHARED / "webxr_generic_hand" / "right.glb"
@@ -46,7 +48,7 @@ def test_bind_pose_reproduces_template(hand):
 
 
 def test_joints21_mapping(hand):
-    names = [JOINT_NAMES[i] for i in JOINTS21]
+    names = [SKIN_JOINT_NAMES[i] for i in JOINTS21]
     assert names[0] == "wrist"
     assert names[1:5] == ["thumb-metacarpal", "thumb-phalanx-proximal", "thumb-phalanx-distal", "thumb-tip"]
     assert names[5:9] == [f"index-finger-{p}" for p in ("phalanx-proximal", "phalanx-intermediate",
@@ -64,7 +66,7 @@ def test_joints21_mapping(hand):
 
 def test_rotation_of_one_joint_moves_only_its_subtree(hand):
     R = np.tile(np.eye(3), (25, 1, 1))
-    R[JOINT_NAMES.index("index-finger-phalanx-intermediate")] = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
+    R[SKIN_JOINT_NAMES.index("index-finger-phalanx-intermediate")] = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]])
     _, j = hand.pose(R)
     moved = np.linalg.norm(j - hand.joints21, axis=1) > 1e-9
     assert moved.tolist() == [k in (7, 8) for k in range(21)]  # index DIP and tip only
@@ -225,7 +227,7 @@ def test_render_sample_joints_on_hand(hand):
 def test_unknown_cfg_key(hand):
     with pytest.raises(ValueError, match="fov_degs"):
         render_sample(hand, np.random.default_rng(0), {"fov_degs": [1, 2]})
-    assert "render_size" in DEFAULTS
+    assert "render_size" in SYNTH_DEFAULTS
 
 
 def test_synthesize_independent_of_workers(tmp_path):
@@ -263,11 +265,12 @@ def test_bad_gesture_file(tmp_path):
 
 # --- forearm, skin, lights, backgrounds (photo-likeness of the renders) ---------------------------
 
-from cliphand.data import backgrounds as bgmod  # noqa: E402
-from cliphand.data.forearm import CLOTH, CUFF, SKIN, fit_wrist, forearm_mesh  # noqa: E402
-from cliphand.data.hand_model import JOINTS21 as _J21  # noqa: E402
-from cliphand.data.render import vertex_normals  # noqa: E402
-from cliphand.data.synth import merge_cfg, nail_weights  # noqa: E402
+from cliphand.data.synth import backgrounds as bgmod# noqa: E402
+from cliphand.data.synth.forearm import CLOTH, CUFF, SKIN, fit_wrist, forearm_mesh  # noqa: E402
+from cliphand.data.synth.hand_model import JOINTS21 as _J21  # noqa: E402
+from cliphand.data.synth.render import vertex_normals  # noqa: E402
+from cliphand.data.synth.appearance import nail_weights  # noqa: E402
+from cliphand.data.synth.settings import merge_cfg  # noqa: E402
 
 PLAIN = {**CFG, "p_upright": 1.0, "p_occlusion": 0.0, "p_blur": 0.0, "p_jpeg": 0.0, "noise_std": [0.0, 0.0],
          "p_sleeve": 0.0}
@@ -419,7 +422,7 @@ def test_render_sample_reproducible_and_settings(hand):
     c = render_sample(hand, np.random.default_rng([5, 1, 99]), CFG)
     assert not np.array_equal(a["image"], c["image"])
     for key in ("p_forearm", "p_sleeve", "skin_grain", "p_fill_light", "hemi_ambient", "p_collage_bg", "nail_tint"):
-        assert key in DEFAULTS
+        assert key in SYNTH_DEFAULTS
     with pytest.raises(ValueError, match="p_forarm"):
         merge_cfg({"p_forarm": 1.0})
 
@@ -448,7 +451,7 @@ def test_calibrated_labels_follow_the_gesture_convention(hand):
     move out to the fingertip (about 1 cm) and the best articulation of each gesture fits better."""
     if not GESTURES.is_file():
         pytest.skip(f"{GESTURES} not present")
-    from cliphand.data.articulation import calibrate_label_offsets, label_fit_error
+    from cliphand.data.synth.articulation import calibrate_label_offsets, label_fit_error
 
     gestures = load_gestures(GESTURES)
     fit, held_out = gestures[::5], gestures[1::5]

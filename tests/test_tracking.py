@@ -8,7 +8,7 @@ import pytest
 def test_failed_stage_ends_its_run_as_failed(tmp_path, monkeypatch):
     import mlflow
 
-    from cliphand import tracking
+    from cliphand.pipeline import tracking
 
     monkeypatch.setenv("CLIPHAND_TRACKING", "1")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from cliphand.checkpoint import build_model, load_checkpoint, save_checkpoint
+from cliphand.model.checkpoint import build_model, load_checkpoint, save_checkpoint
 from cliphand.data.loader import PreparedSet
 from cliphand.errors import DataError, TrainingError
-from cliphand.evaluation import evaluate_split
-from cliphand.training import train
+from cliphand.evaluate.protocols import evaluate_split
+from cliphand.train.loop import train
 from helpers import TINY_MODEL, Exploit, tiny_template, write_tiny_split
 
 AUG = {"rotation_deg": 20, "scale": [0.9, 1.1], "shift": 0.05, "photometric": 0.2, "amplitude_mix": 0.5,
@@ -162,7 +162,7 @@ def test_frozen_backbone_keeps_encoder_and_its_statistics(tiny):
 
 
 def test_warmup_then_cosine_schedule():
-    from cliphand.training import make_optimizer
+    from cliphand.train.loop import make_optimizer
 
     net = torch.nn.Linear(2, 2)
     opt, sched = make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 2, "warmup_steps": 4,
@@ -188,7 +188,7 @@ def test_warmup_then_cosine_schedule():
 
 
 def test_pretrained_modules_learn_slower_and_warmup_is_capped():
-    from cliphand.training import make_optimizer
+    from cliphand.train.loop import make_optimizer
 
     class Net(torch.nn.Module):
         def __init__(self):

@@ -7,7 +7,7 @@ Two views of each training image (paper §3.5, eq. 6):
   camera roll and zoom), plus its own photometric jitter. Its targets are view a's transformed by the
   same 2x3 affine; the consistency loss ties the two predictions.
 
-Affines act on normalised uv (``u = u_px / S``, see :mod:`cliphand.geometry`).
+Affines act on normalised uv (``u = u_px / S``, see :mod:`cliphand.hand.geometry`).
 """
 
 from __future__ import annotations

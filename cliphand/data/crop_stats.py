@@ -2,7 +2,7 @@
 
 Used to check that the training distribution (prepared synthetic crops after the on-the-fly augmentation of
 :func:`cliphand.data.augment.geometric_view`) covers the crops the model is scored on (the real-world set's
-own dataset crops). Coordinates are normalised uv (``u = u_px / S``, :mod:`cliphand.geometry`).
+own dataset crops). Coordinates are normalised uv (``u = u_px / S``, :mod:`cliphand.hand.geometry`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .augment import apply_affine_uvd, random_affine
+from cliphand.data.augment import apply_affine_uvd, random_affine
 
 #: percentiles reported by :func:`summary`
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)

@@ -91,6 +91,24 @@ def read_tar_member(tarball: str | os.PathLike, member: str) -> bytes:
         raise DataError(f"{tarball} is not a readable tarball: {e}") from e
 
 
+def run_tool(cmd: list[str], action: str, tool: str, timeout: float, **kwargs) -> subprocess.CompletedProcess:
+    """Run an external client of a download (npm, git), its output captured as text.
+
+    Raises:
+        DataError: "<action> failed: ..." when the program ``cmd[0]`` is missing, gives no answer within
+            ``timeout`` seconds, or exits non-zero (with the end of its error output).
+    """
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except FileNotFoundError:
+        raise DataError(f"{action} failed: {tool} {cmd[0]!r} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise DataError(f"{action} failed: no answer within {timeout:.0f} s") from None
+    if r.returncode != 0:
+        raise DataError(f"{action} failed (exit {r.returncode}): {(r.stderr or r.stdout).strip()[-800:]}")
+    return r
+
+
 def npm_pack(package: str, version: str, dest: str | os.PathLike, npm: str = "npm", timeout: float = 600) -> Path:
     """Fetch ``package@version`` as a tarball into ``dest`` with ``npm pack`` (the ordinary npm client).
 
@@ -101,15 +119,7 @@ def npm_pack(package: str, version: str, dest: str | os.PathLike, npm: str = "np
     spec = f"{package}@{version}"
     dest = Path(dest)
     cmd = [npm, "pack", spec, "--json", "--ignore-scripts", "--pack-destination", str(dest)]
-    try:
-        r = subprocess.run(cmd, cwd=dest, capture_output=True, text=True, timeout=timeout)
-    except FileNotFoundError:
-        raise DataError(f"npm pack {spec} failed: the npm client {npm!r} is not installed") from None
-    except subprocess.TimeoutExpired:
-        raise DataError(f"npm pack {spec} failed: no answer within {timeout:.0f} s") from None
-    if r.returncode != 0:
-        tail = (r.stderr or r.stdout).strip()[-800:]
-        raise DataError(f"npm pack {spec} failed (exit {r.returncode}): {tail}")
+    r = run_tool(cmd, f"npm pack {spec}", "the npm client", timeout, cwd=dest)
     name = None
     try:
         name = json.loads(r.stdout[r.stdout.index("["):])[0]["filename"]
@@ -255,14 +265,7 @@ def _git_sparse_clone(repo: str, subdir: str, dest: Path, git: str, timeout: flo
     cmds = [[git, "clone", "--depth", "1", "--filter=blob:none", "--sparse", repo, str(dest)],
             [git, "-C", str(dest), "sparse-checkout", "set", subdir]]
     for cmd in cmds:
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-        except FileNotFoundError:
-            raise DataError(f"git clone of {repo} failed: git {git!r} is not installed") from None
-        except subprocess.TimeoutExpired:
-            raise DataError(f"git clone of {repo} failed: no answer within {timeout:.0f} s") from None
-        if r.returncode != 0:
-            raise DataError(f"git clone of {repo} failed (exit {r.returncode}): {r.stderr.strip()[-500:]}")
+        run_tool(cmd, f"git clone of {repo}", "git", timeout, env=env)
     if not (dest / subdir).is_dir():
         raise DataError(f"git clone of {repo} has no folder {subdir}")
     return dest / subdir
@@ -327,11 +330,11 @@ def fetch_gestures(out_path: str | os.PathLike, local_dir: str | os.PathLike | N
     articulation prior of the synthesize stage) at ``out_path``.
 
     Routes: ``<local_dir>/handGestures.txt`` (e.g. ../shared/data/ge_synthetic_gestures), else a shallow
-    sparse clone of ``repo``. The file is parsed (:func:`cliphand.data.articulation.load_gestures`) before
+    sparse clone of ``repo``. The file is parsed (:func:`cliphand.data.synth.articulation.load_gestures`) before
     it is renamed into place. Returns {'route', 'source', 'n_poses', 'sha256'}.
     Raises DataError naming the source when nothing works or the file is malformed.
     """
-    from .articulation import load_gestures
+    from cliphand.data.synth.articulation import load_gestures
 
     out_path = Path(out_path)
     reasons = []

@@ -13,10 +13,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..errors import DataError
-from ..text.cache import load_text_cache
-from .augment import normalise, to_tensor
-from .preprocess import load_prepared
+from cliphand.errors import DataError
+from cliphand.text.cache import load_text_cache
+from cliphand.data.augment import normalise, to_tensor
+from cliphand.data.preprocess import load_prepared
 
 
 class PreparedSet:
@@ -116,7 +116,7 @@ class PreparedSet:
 
 def iterate(dataset: PreparedSet, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
     """Yield the split's samples in order, ``batch_size`` at a time (the last batch may be smaller); for
-    inference. Training draws its own shuffled batches (:func:`cliphand.training.train`)."""
+    inference. Training draws its own shuffled batches (:func:`cliphand.train.loop.train`)."""
     for start in range(0, len(dataset), batch_size):
         yield dataset.batch(np.arange(start, min(start + batch_size, len(dataset))))
 

@@ -21,8 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from cliphand.errors import DataError
-from cliphand.geometry import project, xyz_to_uvd
-from cliphand.data.sources import HandSamples
+from cliphand.hand.geometry import project, xyz_to_uvd
+from cliphand.data.readers.sources import HandSamples
 from cliphand.io import atomic_path, save_json, save_npy, save_npz
 
 
@@ -91,7 +91,7 @@ def prepare_split(images: np.ndarray, K: np.ndarray, joints: np.ndarray, verts: 
                   input_size: int, depth_range: float, pad: float = 1.3, ids: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, jitter: tuple[float, float] | None = None,
                   boxes: np.ndarray | None = None, out_images: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Crop every sample and compute its uvd targets (paper eq. 2 via :func:`cliphand.geometry.xyz_to_uvd`).
+    """Crop every sample and compute its uvd targets (paper eq. 2 via :func:`cliphand.hand.geometry.xyz_to_uvd`).
 
     The crop square is fitted to the 21 joints only (also when vertices are given), so synthetic and
     real samples, which have no vertices, are cropped at the same scale, unless ``boxes`` gives the
@@ -162,7 +162,7 @@ def write_prepared(out_dir: str | Path, arrays: dict[str, np.ndarray]) -> None:
 
 def write_split(out_dir: str | Path, samples: HandSamples, input_size: int, depth_range: float,
                 pad: float = 1.3) -> dict:
-    """Prepare a dataset split (:class:`cliphand.data.sources.HandSamples`) into ``out_dir`` atomically.
+    """Prepare a dataset split (:class:`cliphand.data.readers.sources.HandSamples`) into ``out_dir`` atomically.
 
     The crops stream into a memory-mapped temporary ``images.npy`` (a FreiHAND training split at 224 px
     is about 20 GB), renamed into place with ``labels.npz`` and ``meta.json`` (source name, scoring

@@ -1,5 +1,5 @@
 """The template mesh the model deforms (paper §3.4): the WebXR hand of the synthesize stage (default) or
-the user's MANO model (``data.template: mano``, 778 vertices, FreiHAND's joints; see :mod:`cliphand.mano`)."""
+the user's MANO model (``data.template: mano``, 778 vertices, FreiHAND's joints; see :mod:`cliphand.hand.mano`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import resolve_path
-from ..errors import DataError
-from ..io import save_npz
-from ..model.cliphand3d import load_template
+from cliphand.paths import resolve_path
+from cliphand.errors import DataError
+from cliphand.io import save_npz
+from cliphand.hand.template import read_template
 
 
 def write_template(params: dict, root: Path, out: Path) -> dict:
@@ -23,9 +23,10 @@ def write_template(params: dict, root: Path, out: Path) -> dict:
     data = params.get("data") or {}
     kind = data.get("template", "synth")
     if kind == "synth":
-        verts, joints, faces = load_template(resolve_path("data/synth/template.npz", root))
+        tpl = read_template(resolve_path("data/synth/template.npz", root))
+        verts, joints, faces = tpl["verts"], tpl["joints"], tpl["faces"]
     elif kind == "mano":
-        from ..mano import mano_template
+        from cliphand.hand.mano import mano_template
 
         if not data.get("mano_path"):
             raise DataError("params.yaml: data.template is 'mano' but data.mano_path is not set (your MANO_RIGHT.pkl)")

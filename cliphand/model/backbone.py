@@ -11,8 +11,9 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import DataError
-from .efficientnet_lite import build_lite
+from cliphand.defaults import BACKBONES
+from cliphand.errors import DataError
+from cliphand.model.efficientnet_lite import build_lite
 
 #: output channels of (F0, F1, F2, F3, F4) per supported backbone
 CHANNELS = {
@@ -23,7 +24,7 @@ CHANNELS = {
     "efficientnet_lite1": (16, 24, 40, 112, 320),
     "efficientnet_lite2": (16, 24, 48, 120, 352),
 }
-RESNETS = ("resnet18", "resnet34", "resnet50")
+RESNETS = tuple(b for b in BACKBONES if b.startswith("resnet"))
 
 
 def _imagenet_state_dict(name: str) -> dict:

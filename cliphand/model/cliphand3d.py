@@ -1,110 +1,45 @@
 """CLIP-Hand3D: backbone + joint regressor + feature matching head + mesh regressor (paper §3, Fig. 2).
 
-All model hyper-parameters and their defaults live in :data:`DEFAULTS` (mirrored by ``params.yaml``'s
-``model:`` group). The defaults are sized for CPU training (resnet18, 128x128 input, E = 256); the
+All model hyper-parameters and their defaults live in :data:`cliphand.config.MODEL_DEFAULTS` (mirrored by
+``params.yaml``'s ``model:`` group). The defaults are sized for CPU training (resnet18, 128x128 input, E = 256); the
 paper's setting is resnet50, 224x224, E = 512, CLIP ViT-B/32 text features (text_dim 512).
 """
 
 from __future__ import annotations
 
-import math
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import DataError
-from .backbone import Backbone
-from .clip_head import FeatureMatchingHead
-from .joint_regressor import JointRegressor
-from .mesh_levels import build_levels
-from .mesh_regressor import MeshRegressor
-
-DEFAULTS = {
-    # visual encoder (§3.2)
-    "backbone": "efficientnet_lite0",  # efficientnet_lite0/1/2 | resnet18 | resnet34 | resnet50 (paper: resnet50)
-    "pretrained": "imagenet",        # None | "imagenet" (Lite: offline from its PyPI wheel; ResNet: torchvision
-                                     # download) | path to a torchvision ResNet state_dict
-    "input_size": 128,               # S, square input side in pixels, multiple of 32 (paper: 224)
-    "num_joints": 21,
-    # joint regressor (§3.2, eq. 2)
-    "heatmap_size": 32,              # Hm lixels per axis; (S/head_stride) * 2**k (paper / I2L-MeshNet: 64 at 256)
-    "head_stride": 16,               # 16: F3 + up-sampled F4 feed the x/y lixels; 32: F4 only (paper, I2L-MeshNet)
-    "deconv_channels": 128,          # C of the deconvolutions and of the pose-aware features Fp
-    # feature matching head (§3.3)
-    "use_clip": True,                # ablation: False drops the head (no pose/text embeddings)
-    "embed_dim": 256,                # E (paper: 512)
-    "text_dim": 384,                 # Dt of the frozen text features (MiniLM 384, CLIP ViT-B/32 512)
-    "text_max_len": 77,              # longest text sequence L the adapters accept
-    "adapter_heads": 4,
-    "adapter_ff": 512,
-    "adapter_dropout": 0.1,
-    "logit_scale_init": math.log(100.0),   # initial log temperature (NOTES §5)
-    "logit_scale_max": 100.0,        # exp(log temperature) clamped to [1, this]
-    # mesh regressor (§3.4)
-    "mesh_levels": [85, 170, 340],   # intermediate node counts between the 21 joints and the V vertices
-    "mesh_dims": [256, 128, 64, 32],  # node feature size per level (21, 85, 170, 340)
-    "mesh_heads": 4,
-    "mesh_layers": 1,                # transformer layers per level
-    "mesh_ff_mult": 2,
-    "mesh_dropout": 0.0,              # >0 puts attention on the slow math path with a dropout mask (2x mesh cost on CPU)
-    "mesh_fj_channels": 64,          # channels of F_J ([F0, 3D joint heatmap] -> conv)
-    "heatmap_sigma": 2.0,            # of the 3D joint heatmap, heatmap pixels (App. A.2)
-    "mesh_proj_levels": [3, 3, 2, 1],  # pyramid level F_k sampled at the joints, per block
-    "use_projection": True,          # ablation: joint-based feature-pyramid projection
-    "use_sparse_to_dense": True,     # ablation: False = one linear map from 21 joint nodes to V vertices
-    "mesh_residual": True,           # each level refines the up-sampled coarser coordinates (our addition)
-    "mesh_detach_joints": False,     # stop mesh-loss gradients into the joint regressor
-}
-
+from cliphand.defaults import MODEL_DEFAULTS
+from cliphand.model.backbone import Backbone
+from cliphand.model.clip_head import FeatureMatchingHead
+from cliphand.model.joint_regressor import JointRegressor
+from cliphand.model.mesh_levels import build_levels
+from cliphand.model.mesh_regressor import MeshRegressor
 
 def merge_config(cfg: dict | None) -> dict:
-    """DEFAULTS updated with ``cfg``.
+    """MODEL_DEFAULTS updated with ``cfg``.
 
     Raises: ValueError naming unknown keys (typos in params.yaml would otherwise be silently ignored).
     """
     cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULTS))
+    unknown = sorted(set(cfg) - set(MODEL_DEFAULTS))
     if unknown:
-        raise ValueError(f"unknown model settings {unknown}; known: {sorted(DEFAULTS)}")
-    return {**DEFAULTS, **cfg}
-
-
-def load_template(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read data/synth/template.npz -> verts (V, 3) f32 metres, joints (J, 3) f32 metres, faces (F, 3) int64.
-
-    Raises: DataError naming the file when it is missing or an array is absent or mis-shaped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: template file not found")
-    with np.load(path) as z:
-        missing = [k for k in ("verts", "joints", "faces") if k not in z]
-        if missing:
-            raise DataError(f"{path}: template lacks arrays {missing}")
-        verts, joints, faces = z["verts"], z["joints"], z["faces"]
-    for name, a in (("verts", verts), ("joints", joints), ("faces", faces)):
-        if a.ndim != 2 or a.shape[1] != 3:
-            raise DataError(f"{path}: {name} must be (n, 3), got {a.shape}")
-    if not (np.isfinite(verts).all() and np.isfinite(joints).all()):
-        raise DataError(f"{path}: template has non-finite coordinates")
-    if faces.size and (faces.min() < 0 or faces.max() >= len(verts)):
-        raise DataError(f"{path}: faces index outside 0..{len(verts) - 1}")
-    return verts.astype(np.float32), joints.astype(np.float32), faces.astype(np.int64)
+        raise ValueError(f"unknown model settings {unknown}; known: {sorted(MODEL_DEFAULTS)}")
+    return {**MODEL_DEFAULTS, **cfg}
 
 
 class CLIPHand3D(nn.Module):
-    """CLIP-Hand3D (Guo et al., ACM MM 2023, §3; Fig. 2), adapted (see DEFAULTS and module docstrings).
+    """CLIP-Hand3D (Guo et al., ACM MM 2023, §3; Fig. 2), adapted (see MODEL_DEFAULTS and module docstrings).
 
     Args:
-        cfg: model settings (keys of :data:`DEFAULTS`; missing keys take the defaults).
+        cfg: model settings (keys of :data:`MODEL_DEFAULTS`; missing keys take the defaults).
         template_verts: (V, 3) template mesh vertices, metres (bind pose). template_joints: (J, 3) its joints
             (FreiHAND order). faces: (F, 3) triangles (kept as a buffer for export and rendering).
 
     forward(images (B, 3, S, S) ImageNet-normalised, text_feats (B, 3, L, Dt) or None) -> dict:
-        'uvd' (B, 21, 3) soft-argmax joints, normalised uvd (cliphand.geometry);
+        'uvd' (B, 21, 3) soft-argmax joints, normalised uvd (cliphand.hand.geometry);
         'lixel_logits' (B, 3, 21, Hm) per-axis lixel logits (x, y, z);
         'verts' (B, V, 3) normalised uvd vertices;
         'verts_coarse' list of (B, n_l, 3), levels 21, 85, 170, 340 by default (targets: :meth:`coarse_targets`);
@@ -142,12 +77,6 @@ class CLIPHand3D(nn.Module):
             c["mesh_residual"], c["mesh_detach_joints"])
         self.register_buffer("faces", torch.as_tensor(np.zeros((0, 3)) if faces is None else np.asarray(faces),
                                                       dtype=torch.long))
-
-    @classmethod
-    def from_config(cls, cfg: dict | None, template: str | os.PathLike) -> "CLIPHand3D":
-        """Build from settings and a template.npz path (data/synth/template.npz; see :func:`load_template`)."""
-        verts, joints, faces = load_template(template)
-        return cls(cfg, verts, joints, faces)
 
     def pose_features(self, images: torch.Tensor) -> dict:
         """Pose feature generation (Table 6's first part): backbone + joint regressor.

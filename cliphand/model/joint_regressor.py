@@ -47,7 +47,7 @@ class JointRegressor(nn.Module):
       y: F averaged over columns -> (B, C, Hm) -> Conv1d 3 + BN + ReLU = Fp_y -> Conv1d 1 -> 21 y-logits,
       z: F4 global-average-pooled -> Conv1d 1 to C*Hm, reshaped (B, C, Hm) -> BN + ReLU
          -> Conv1d 3 + BN + ReLU = Fp_z -> Conv1d 1 -> 21 z-logits.
-    The soft-argmax of each lixel heatmap gives (u, v, d) in normalised uvd (cliphand.geometry):
+    The soft-argmax of each lixel heatmap gives (u, v, d) in normalised uvd (cliphand.hand.geometry):
     u = sum_i p_x(i) (i + 0.5) / Hm and likewise v (rows) and d (depth lixels spanning the depth range).
 
     Args:

@@ -9,8 +9,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .joint_regressor import lixel_centres
-from .mesh_levels import MeshLevels
+from cliphand.model.joint_regressor import lixel_centres
+from cliphand.model.mesh_levels import MeshLevels
 
 
 def gaussian_1d(coord: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
@@ -165,7 +165,7 @@ class MeshRegressor(nn.Module):
         return self.fj(self.f0_conv(f0) + heat)
 
     def forward(self, feats: list[torch.Tensor], uvd: torch.Tensor) -> dict:
-        b, nj = uvd.shape[0], self.num_joints
+        b = uvd.shape[0]
         joints = uvd.detach() if self.detach_joints else uvd
         uv = joints[..., :2]
         fj = self.joint_feature(feats[0], joints)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cliphand.config import resolve_path
+from cliphand.paths import resolve_path
 from cliphand.errors import DataError
 from cliphand.io import save_npz
 from cliphand.text import prompts as P

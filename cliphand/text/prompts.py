@@ -41,10 +41,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cliphand.hand.skeleton import JOINT_NAMES
+
 N_JOINTS = 21
-FINGERS = ("thumb", "index", "middle", "ring", "little")
-PARTS = ("MCP", "PIP", "DIP", "fingertip")
-JOINT_NAMES: tuple[str, ...] = ("wrist",) + tuple(f"{f} {p}" for f in FINGERS for p in PARTS)
 AXES = ("x", "y", "z")
 AXIS_MEANING = ("left to right", "top to bottom", "near to far")
 
