@@ -18,6 +18,10 @@ from pathlib import Path
 
 from cliphand.profiles import deep_merge, flatten, get, load_yaml, write_profile
 from cliphand.errors import DataError
+from cliphand.paths import Paths
+
+#: the pipeline's files relative to the current directory (the defaults of the commands' paths)
+HERE = Paths(Path("."))
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     mv.add_argument("--freihand", type=Path, required=True, help="FreiHAND folder with training_mano.json, "
                     "training_K.json (and training_verts.json / training_xyz.json to compare against)")
     mv.add_argument("--mano", type=Path, required=True, help="MANO_RIGHT.pkl (from mano.is.tue.mpg.de)")
-    mv.add_argument("--out", type=Path, default=Path("data/freihand_train_verts.npy"))
+    mv.add_argument("--out", type=Path, default=HERE.freihand_train_verts)
     mv.add_argument("--limit", type=int, default=None, help="only the first N samples")
     mv.set_defaults(func=_mano_verts)
     ex = sub.add_parser("experiments", help="the recipe search: dvc exp run commands of the variants, or collect "
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("input", type=Path, help="an image (.jpg, .png ...), a folder of images (not recursive) or a "
                     "video (.mp4, .avi, .mov, .mkv, .webm; needs PyAV: pip install av)")
     pr.add_argument("--out", type=Path, default=Path("predictions"), help="output folder (default: predictions/)")
-    pr.add_argument("--checkpoint", type=Path, default=Path("data/models/finetune.pt"))
+    pr.add_argument("--checkpoint", type=Path, default=HERE.finetune_model)
     pr.add_argument("--device", default="auto", help="cpu | cuda | auto (default: auto)")
     pr.add_argument("--onnx", type=Path, default=None, help="run this ONNX export of the checkpoint's model with "
                     "onnxruntime (CPU), e.g. data/bench/default.onnx from the benchmark stage")

@@ -8,8 +8,13 @@ A wrong value fails at once with the key, the value and what is allowed, e.g.::
 
 instead of training zero steps, a ZeroDivisionError, or an unknown backbone found only at pretrain after
 the data stages ran. The groups whose keys are fixed forbid unknown keys (a typo is an error, not a
-silently ignored setting); ``model`` and ``synth`` accept exactly the keys of their ``DEFAULTS``, each of
-the default's type. Built on pydantic (declared dependency; MLflow and DVC use it too).
+silently ignored setting); ``model`` and ``synth`` accept exactly the keys of
+:data:`cliphand.defaults.MODEL_DEFAULTS` and :data:`cliphand.defaults.SYNTH_DEFAULTS`, each of the default's
+type. Built on pydantic (declared dependency; MLflow and DVC use it too).
+
+The checked settings are typed (:class:`Params`, one model per group) and travel as such: a stage gets them
+from :func:`cliphand.pipeline.stage.stage_context` and passes them (or one group) to the library, which reads
+fields, never ``dict.get`` with a default of its own.
 """
 
 from __future__ import annotations
@@ -102,12 +107,17 @@ class Augment(_Strict):
         return self
 
 
-class Text(_Open):
+class Text(_Strict):
+    """``text``: the prompts and the frozen text encoder (cliphand/text/)."""
+
     encoder: Literal["minilm", "open_clip"]
     features: Literal["joints", "pooled"]
     template: Literal["auto", "paper", "short"]
+    open_clip_model: str
+    open_clip_pretrained: str | None               # hub tag, a local checkpoint file, or null (random weights)
     n_joints: NJoints
     batch_size: PosInt
+    allow_download: bool = False                   # let open_clip fetch hub weights (needs internet)
 
     @model_validator(mode="after")
     def _joints_need_minilm(self):
@@ -182,10 +192,15 @@ class Distributed(_Strict):
         return self
 
 
-class Data(_Open):
+class Data(_Strict):
+    """``data``: the training source, the template mesh and the external datasets' release folders."""
+
     train: Literal["synth", "freihand"]
     template: Literal["synth", "mano"]
     mano_path: str | None
+    freihand: dict[str, Any] = {"root": None, "versions": [0, 1, 2, 3], "val_fraction": 0.05}
+    rhd: dict[str, Any] = {"root": None}
+    stb: dict[str, Any] = {"root": None}
 
     @model_validator(mode="after")
     def _mano(self):
@@ -194,8 +209,30 @@ class Data(_Open):
         return self
 
 
+class Bench(_Strict):
+    """``benchmark``: Table 6 on this machine, ONNX parity and latency, loader vs step (cliphand/bench/speed.py)."""
+
+    checkpoint: str
+    paper_profile: str | None
+    warmup: NonNegInt
+    iters: PosInt
+    throughput_batch: PosInt
+    throughput_warmup: NonNegInt
+    throughput_iters: PosInt
+    onnx: bool
+    parity_samples: PosInt
+    pipeline: dict[Literal["loader_iters", "step_iters", "text_iters"], PosInt]
+
+
+class Report(_Strict):
+    """``report``: the generated report (cliphand/report/build.py)."""
+
+    overlays: NonNegInt
+
+
 class Params(_Open):
-    """The whole of ``params.yaml``."""
+    """The whole of ``params.yaml``, typed: one model per group (``download``, ``synth``, ``model`` and
+    ``peers`` stay mappings: their keys are arguments of the code they configure, checked there)."""
 
     seed: Seed
     device: Literal["cpu", "cuda", "auto"]
@@ -212,6 +249,18 @@ class Params(_Open):
     evaluate: Evaluate
     ablate: Ablate
     distributed: Distributed
+    benchmark: Bench
+    report: Report
+    download: dict[str, Any]
+    peers: dict[str, Any]
+
+
+def heatmap_upsampling(base: int, heatmap_size: int) -> int | None:
+    """The lixel heatmap's up-sampling factor 2**k (k >= 0) over the head's feature size ``base`` (input size /
+    head stride): ``heatmap_size = base * 2**k``; None when ``heatmap_size`` is not of that form (I2L-MeshNet's
+    deconvolutions double the size each; :class:`cliphand.model.joint_regressor.JointRegressor`)."""
+    ratio = heatmap_size // base if base > 0 else 0
+    return ratio if heatmap_size > 0 and ratio * base == heatmap_size and not ratio & (ratio - 1) else None
 
 
 def _check_against_defaults(group: str, values: dict, defaults: dict) -> list[str]:
@@ -251,8 +300,7 @@ def _cross_field(p: Params, raw: dict) -> list[str]:
     else:
         base = p.preprocess.input_size // int(m["head_stride"])
         hm = int(m["heatmap_size"]) if isinstance(m["heatmap_size"], (int, float)) else -1
-        ratio = hm // base if base else 0
-        if hm <= 0 or ratio * base != hm or ratio & (ratio - 1):
+        if heatmap_upsampling(base, hm) is None:
             errors.append(f"model.heatmap_size = {m['heatmap_size']!r}: must be preprocess.input_size / "
                           f"model.head_stride ({base}) times a power of two (e.g. {base}, {2 * base}, {4 * base})")
     if m["pretrained"] not in (None, "imagenet") and not isinstance(m["pretrained"], str):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from cliphand.config import Distributed
 from cliphand.errors import TrainingError
 
 
@@ -61,13 +62,11 @@ def backend_for(backend: str, device: str) -> str:
     """``auto`` → ``nccl`` for a CUDA device (``cuda``, ``cuda:N``, ``auto`` with CUDA present), else ``gloo``.
 
     Raises:
-        TrainingError: an unknown backend, or NCCL without CUDA.
+        TrainingError: NCCL without CUDA (the schema allows only auto, gloo and nccl).
     """
     cuda = str(device).startswith("cuda") or (str(device) == "auto" and torch.cuda.is_available())
     if backend == "auto":
         return "nccl" if cuda else "gloo"
-    if backend not in ("gloo", "nccl"):
-        raise TrainingError(f"distributed.backend must be auto, gloo or nccl, got {backend!r}")
     if backend == "nccl" and not cuda:
         raise TrainingError("distributed.backend nccl needs device cuda (params.yaml: device); use gloo on CPU")
     return backend
@@ -143,36 +142,25 @@ def gather_objects(obj) -> list:
     return out
 
 
-def torchrun_argv(script: str, cfg: dict) -> list[str]:
-    """The ``torchrun`` command line that runs ``script`` with the ``distributed`` settings of params.yaml.
-
-    Args:
-        cfg: ``nproc_per_node``, ``nnodes``, ``node_rank``, ``rdzv_endpoint`` (``host:port`` of node 0,
-            used when ``nnodes`` > 1), ``rdzv_id``.
-    """
-    argv = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={int(cfg['nproc_per_node'])}"]
-    if int(cfg.get("nnodes", 1)) > 1:
-        argv += [f"--nnodes={int(cfg['nnodes'])}", f"--node-rank={int(cfg.get('node_rank', 0))}",
-                 "--rdzv-backend=c10d", f"--rdzv-endpoint={cfg['rdzv_endpoint']}",
-                 f"--rdzv-id={cfg.get('rdzv_id', 'cliphand')}"]
+def torchrun_argv(script: str, d: Distributed) -> list[str]:
+    """The ``torchrun`` command line that runs ``script`` with the ``distributed`` settings: ``nproc_per_node``
+    processes here; with ``nnodes`` > 1 this machine's ``node_rank`` and the rendezvous at ``rdzv_endpoint``
+    (``host:port`` of node 0)."""
+    argv = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={d.nproc_per_node}"]
+    if d.nnodes > 1:
+        argv += [f"--nnodes={d.nnodes}", f"--node-rank={d.node_rank}", "--rdzv-backend=c10d",
+                 f"--rdzv-endpoint={d.rdzv_endpoint}", "--rdzv-id=cliphand"]
     else:
         argv.append("--standalone")
     return [*argv, script]
 
 
-def relaunch(script: str, cfg: dict) -> int | None:
+def relaunch(script: str, d: Distributed) -> int | None:
     """Run ``script`` under ``torchrun`` when the settings ask for more than one process and this process was
-    not started by it; returns torchrun's exit status, or None when the caller should do the work itself.
-
-    Raises:
-        TrainingError: ``nproc_per_node`` or ``nnodes`` below 1.
-    """
-    nproc, nnodes = int(cfg.get("nproc_per_node", 1)), int(cfg.get("nnodes", 1))
-    if nproc < 1 or nnodes < 1:
-        raise TrainingError(f"distributed.nproc_per_node and nnodes must be >= 1, got {nproc} and {nnodes}")
-    if launched() or nproc * nnodes == 1:
+    not started by it; returns torchrun's exit status, or None when the caller should do the work itself."""
+    if launched() or d.nproc_per_node * d.nnodes == 1:
         return None
-    argv = torchrun_argv(script, cfg)
+    argv = torchrun_argv(script, d)
     print("[distributed] torchrun " + " ".join(argv[3:]), flush=True)
     return subprocess.call(argv)
 

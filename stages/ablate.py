@@ -11,5 +11,6 @@ from cliphand.pipeline.stage import stage_context
 
 row = sys.argv[1]
 with stage_context(f"ablate@{row}", parent="ablate") as st:
-    results = run_ablation_row(st.params, st.root, row, st.path(f"data/ablate/{row}/models"), log=st.run.log_metrics)
-    st.finish(results, f"data/ablate/{row}/metrics.json")
+    out = st.paths.ablate_dir(row)
+    results = run_ablation_row(st.cfg, st.paths, row, out / "models", log=st.run.log_metrics)
+    st.finish(results, out / "metrics.json")

@@ -6,6 +6,6 @@ from cliphand.bench.speed import run_model_benchmarks, run_pipeline_speed
 from cliphand.pipeline.stage import stage_context
 
 with stage_context("benchmark") as st:
-    models = run_model_benchmarks(st.params, st.root, st.path("data/bench"))
-    pipeline = run_pipeline_speed(st.params, st.root)
+    models = run_model_benchmarks(st.cfg, st.paths, st.paths.bench)
+    pipeline = run_pipeline_speed(st.cfg, st.paths)
     st.finish({"models": models, "pipeline": pipeline})

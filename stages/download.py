@@ -5,14 +5,12 @@ from cliphand.data.download import fetch_gestures, fetch_realworld, fetch_webxr_
 from cliphand.pipeline.stage import stage_context
 
 with stage_context("download") as st:
-    web, rw = st.params["download"]["webxr"], st.params["download"]["realworld"]
-    hand = fetch_webxr_hand(st.path("data/raw/right.glb"), package=web["package"], version=str(web["version"]),
-                            file=web["file"], integrity=web["integrity"], glb_sha256=web.get("glb_sha256"),
-                            local_dir=st.path(web["local_dir"]) if web.get("local_dir") else None)
-    real = fetch_realworld(st.path("data/raw/realworld"), local_dir=st.path(rw["local_dir"]) if rw.get("local_dir") else None,
-                           repo=rw["repo"], subdir=rw["subdir"])
-    ges = st.params["download"]["gestures"]
-    gestures = fetch_gestures(st.path("data/raw/handGestures.txt"),
-                              local_dir=st.path(ges["local_dir"]) if ges.get("local_dir") else None, repo=rw["repo"])
+    web, rw, ges = (st.cfg.download[k] for k in ("webxr", "realworld", "gestures"))
+    local = {k: st.paths.resolve(v["local_dir"]) if v.get("local_dir") else None
+             for k, v in (("webxr", web), ("realworld", rw), ("gestures", ges))}
+    hand = fetch_webxr_hand(st.paths.hand_glb, package=web["package"], version=str(web["version"]), file=web["file"],
+                            integrity=web["integrity"], glb_sha256=web.get("glb_sha256"), local_dir=local["webxr"])
+    real = fetch_realworld(st.paths.realworld_raw, local_dir=local["realworld"], repo=rw["repo"], subdir=rw["subdir"])
+    gestures = fetch_gestures(st.paths.gestures, local_dir=local["gestures"], repo=rw["repo"])
     st.run.set_tags({"download.webxr_route": str(hand.get("route")), "download.realworld_route": str(real.get("route"))})
     st.finish({"webxr": hand, "realworld": real, "gestures": gestures})

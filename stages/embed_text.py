@@ -5,4 +5,4 @@ from cliphand.text.cache import embed_splits
 from cliphand.pipeline.stage import stage_context
 
 with stage_context("embed_text") as st:
-    st.finish(embed_splits(st.params, st.root))
+    st.finish(embed_splits(st.cfg, st.paths))

@@ -11,11 +11,10 @@ from cliphand.pipeline.stage import stage_context
 
 name = sys.argv[1]
 with stage_context(f"evaluate@{name}") as st:
-    bench = st.params["evaluate"]["benchmarks"][name]
-    scores, preds = run_evaluation(st.path("data/models/finetune.pt"), st.root, bench["data"], bench.get("text"),
-                                   st.params)
-    save_npz(st.path(f"data/eval/{name}/predictions.npz"), **preds)
+    bench, out = st.cfg.evaluate.benchmarks[name], st.paths.eval_dir(name)
+    scores, preds = run_evaluation(st.paths.finetune_model, st.paths, bench.data, bench.text, st.cfg)
+    save_npz(out / "predictions.npz", **preds)
     if preds["verts"].shape[1] == NUM_VERTS:
-        write_prediction_json(st.path(f"data/eval/{name}/pred.json"), preds["joints"], preds["verts"])
-    st.run.log_artifact(st.path(f"data/eval/{name}/predictions.npz"))
-    st.finish(scores, f"data/eval/{name}/metrics.json")
+        write_prediction_json(out / "pred.json", preds["joints"], preds["verts"])
+    st.run.log_artifact(out / "predictions.npz")
+    st.finish(scores, out / "metrics.json")

@@ -6,9 +6,9 @@ from cliphand.pipeline.stage import stage_context
 from cliphand.pipeline.tracking import log_trained_model
 
 with stage_context("finetune", data_parallel=True) as st:  # under torchrun when distributed asks for it
-    out = st.path("data/models/finetune.pt")
-    history = run_finetune(st.params, st.root, out, log=st.run.log_metrics)
-    log_trained_model(st.run, out, {"training": st.path("data/prep/train"), "validation": st.path("data/prep/val")},
+    out = st.paths.finetune_model
+    history = run_finetune(st.cfg, st.paths, out, log=st.run.log_metrics)
+    log_trained_model(st.run, out, {"training": st.paths.prep_split("train"), "validation": st.paths.prep_split("val")},
                       example_set="validation")
     st.finish({"epochs": len(history), "total_steps": sum(h["steps"] for h in history),
                "train_s": round(sum(h["seconds"] for h in history), 1),

@@ -8,13 +8,12 @@ from cliphand.peers.scoring import evaluate_mediapipe
 from cliphand.pipeline.stage import stage_context
 
 with stage_context("peer_mediapipe") as st:
-    out = st.path("data/peers/mediapipe")
+    out = st.paths.peer_mediapipe
     out.mkdir(parents=True, exist_ok=True)
     if not available():
         print(f"peer_mediapipe: MediaPipe is not installed, the peer row is not run ({INSTALL_HINT})")
         st.finish({"status": "not run", "reason": f"MediaPipe is not installed: {INSTALL_HINT}"})
     else:
-        metrics, preds = evaluate_mediapipe(st.path("data/raw/realworld"),
-                                            st.params["peers"]["mediapipe"])
+        metrics, preds = evaluate_mediapipe(st.paths.realworld_raw, st.cfg.peers["mediapipe"])
         save_npz(out / "predictions.npz", **preds)
         st.finish({"status": "run", **metrics})

@@ -7,4 +7,4 @@ from cliphand.data.splits import prepare_all
 from cliphand.pipeline.stage import stage_context
 
 with stage_context("preprocess") as st:
-    st.finish(prepare_all(st.params, st.root))
+    st.finish(prepare_all(st.cfg, st.paths))

@@ -5,8 +5,8 @@ from cliphand.report.build import build_report
 from cliphand.pipeline.stage import stage_context
 
 with stage_context("report") as st:
-    out_md, fig_dir = st.path("reports/report.md"), st.path("reports/figures")
-    summary = build_report(st.root, st.params, out_md, fig_dir)
+    out_md, fig_dir = st.paths.report_md, st.paths.figures
+    summary = build_report(st.cfg, st.paths, out_md, fig_dir)
     st.run.log_artifact(out_md)
     st.run.log_artifact(fig_dir, "figures")
-    st.finish({k: summary[k] for k in ("n_figures", "n_missing", "n_ablation_rows")}, "reports/report_metrics.json")
+    st.finish({k: summary[k] for k in ("n_figures", "n_missing", "n_ablation_rows")}, st.paths.report_metrics)

@@ -24,14 +24,10 @@ from cliphand import distributed# noqa: E402
 from cliphand.model.checkpoint import build_model  # noqa: E402
 from cliphand.data.loader import PreparedSet  # noqa: E402
 from cliphand.train.loop import train  # noqa: E402
-from helpers import TINY_MODEL, tiny_template  # noqa: E402
+from helpers import NO_AUG, TINY_MODEL, tiny_run, tiny_template  # noqa: E402
 
-NO_AUG = {"rotation_deg": 0, "scale": [1, 1], "shift": 0.0, "photometric": 0, "amplitude_mix": 0.0,
-          "amplitude_beta": 0.1}
-CFG = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_steps": 1,
-       "lr_decay": 0.25, "decay_every": 0.5, "seed": 0, "input_size": 64, "depth_range": 0.3, "val_limit": 8,
-       "max_steps_per_epoch": 2, "augment": NO_AUG, "use_clip": True,
-       "loss": {"alpha1": 1.0, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1, "lixel": 0.1, "lixel_sigma": 1.0}}
+#: no augmentation, 2 steps per epoch (both runs must see the same samples and noise-free gradients)
+CFG = {"augment": NO_AUG, "warmup_steps": 1, "max_steps_per_epoch": 2}
 
 
 class Stop(Exception):
@@ -59,7 +55,7 @@ def run(data: Path, out: Path, phase: str, stop_after: int | None = None) -> Non
         if stop_after is not None and epoch >= stop_after:
             raise Stop(f"stopped after epoch {epoch}")
 
-    train(model, PreparedSet(data / "train", data / "train_text.npz"), CFG, phase=phase,
+    train(model, PreparedSet(data / "train", data / "train_text.npz"), tiny_run(phase, **CFG),
           work_path=out.with_suffix(".resume.pt"), faces=faces, log=log)
     if distributed.world().main:
         torch.save(model.state_dict(), out)

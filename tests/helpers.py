@@ -9,9 +9,26 @@ import numpy as np
 
 from cliphand.data.preprocess import prepare_split, write_prepared
 from cliphand.text.cache import save_text_cache
+from cliphand.train.settings import TrainRun
 
 TINY_MODEL = {"input_size": 64, "heatmap_size": 16, "deconv_channels": 32, "embed_dim": 32, "adapter_ff": 64,
               "mesh_levels": [30, 60], "mesh_dims": [32, 16, 16], "mesh_fj_channels": 8, "text_dim": 24}
+
+
+AUG = {"rotation_deg": 20, "scale": [0.9, 1.1], "shift": 0.05, "photometric": 0.2, "amplitude_mix": 0.5,
+       "amplitude_beta": 0.1}
+NO_AUG = {"rotation_deg": 0, "scale": [1, 1], "shift": 0.0, "photometric": 0, "amplitude_mix": 0.0, "amplitude_beta": 0.1}
+#: a short run of the tiny model (64 px, global batch 8) with the default loss weights
+TINY_RUN = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_steps": 2,
+            "lr_decay": 0.25, "decay_every": 0.5, "val_limit": 8, "amp": False, "seed": 0, "device": "cpu",
+            "sync_batchnorm": True, "input_size": 64, "depth_range": 0.3, "augment": AUG, "use_clip": True,
+            "n_joints": 21, "loss": {"alpha1": 1.0, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1, "lixel": 0.1,
+                                     "lixel_sigma": 1.0}}
+
+
+def tiny_run(phase: str, **over) -> TrainRun:
+    """:data:`TINY_RUN` of ``phase`` with ``over`` on top, as the training loop takes it."""
+    return TrainRun.model_validate({**TINY_RUN, "phase": phase, **over})
 
 
 def tiny_template(v: int = 120, seed: int = 0) -> dict[str, np.ndarray]:

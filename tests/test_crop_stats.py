@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+from cliphand.config import Augment
 from cliphand.data.crop_stats import augmented_uvd, box_statistics, coverage, summary
 from cliphand.data.preprocess import crop_to_input
 from cliphand.hand.geometry import project
@@ -43,11 +44,12 @@ def test_training_crops_cover_the_real_dataset_crops():
     for joints, K in zip(real["joints"][::2].astype(np.float64), real["K"][::2].astype(np.float64)):
         _, Kc = crop_to_input(blank, K, joints, size, pad)
         train_uv.append(project(joints, Kc) / size)
-    train = box_statistics(augmented_uvd(np.array(train_uv), params["augment"], copies=8))
+    aug = Augment.model_validate(params["augment"])
+    train = box_statistics(augmented_uvd(np.array(train_uv), aug, copies=8))
     test = box_statistics(real_uv)
     cov = coverage(train, test)
     assert all(v >= 0.95 for v in cov.values()), (cov, summary(train), summary(test))
     # and the check can fail: without the scale and shift augmentation the training crops are all alike
-    narrow = {**params["augment"], "scale": [1.0, 1.0], "shift": 0.0, "rotation_deg": 0.0}
+    narrow = aug.model_copy(update={"scale": (1.0, 1.0), "shift": 0.0, "rotation_deg": 0.0})
     cov_narrow = coverage(box_statistics(augmented_uvd(np.array(train_uv), narrow)), test)
     assert min(cov_narrow.values()) < 0.5

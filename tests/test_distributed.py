@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from cliphand import distributed
+from cliphand.config import Distributed
 from cliphand.errors import TrainingError
 from ddp_worker import Stop, model_without_batchnorm, run
 from helpers import tiny_template, write_tiny_split
@@ -71,11 +72,14 @@ def test_world_of_one_and_launch_command():
     assert distributed.world() == distributed.World() and distributed.world().main
     x = torch.randn(3, 2)
     assert distributed.gather_features(x) is x
-    assert distributed.relaunch("stages/pretrain.py", {"nproc_per_node": 1, "nnodes": 1}) is None
-    one_node = distributed.torchrun_argv("stages/pretrain.py", {"nproc_per_node": 4, "nnodes": 1})
+    def settings(**kw):
+        return Distributed(**{"nproc_per_node": 1, "nnodes": 1, "node_rank": 0, "rdzv_endpoint": "localhost:29400",
+                              "backend": "auto", "sync_batchnorm": True, **kw})
+
+    assert distributed.relaunch("stages/pretrain.py", settings()) is None
+    one_node = distributed.torchrun_argv("stages/pretrain.py", settings(nproc_per_node=4))
     assert one_node[1:] == ["-m", "torch.distributed.run", "--nproc-per-node=4", "--standalone", "stages/pretrain.py"]
-    two = distributed.torchrun_argv("s.py", {"nproc_per_node": 8, "nnodes": 2, "node_rank": 1,
-                                             "rdzv_endpoint": "node0:29400"})
+    two = distributed.torchrun_argv("s.py", settings(nproc_per_node=8, nnodes=2, node_rank=1, rdzv_endpoint="node0:29400"))
     assert "--nnodes=2" in two and "--node-rank=1" in two and "--rdzv-endpoint=node0:29400" in two
     with pytest.raises(TrainingError, match="nccl needs device cuda"):
         distributed.backend_for("nccl", "cpu")

@@ -109,3 +109,45 @@ def test_readme_layout_table_names_every_library_file():
         named |= {f"{folder}/{name}" for name in re.findall(r"`(\w+\.py)`", cells[2])}
     actual = {str(p.relative_to(ROOT)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
     assert named == actual, f"missing from README: {sorted(actual - named)}; not in the tree: {sorted(named - actual)}"
+
+
+def _dvc_paths() -> dict[str, set[str]]:
+    """Each stage's outs and data deps as dvc.yaml writes them, ``foreach`` stages expanded with params.yaml."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    out: dict[str, set[str]] = {}
+    for name, stage in dvc["stages"].items():
+        items = ({"evaluate": params["evaluate"]["benchmarks"], "ablate": params["ablate"]["runs"]}[name]
+                 if "foreach" in stage else {None: None})
+        body = stage.get("do", stage)
+        entries = [*body.get("deps", []), *body.get("outs", []), *body.get("metrics", [])]
+        for key, item in items.items():
+            for entry in entries:
+                path = next(iter(entry)) if isinstance(entry, dict) else entry
+                path = path.replace("${key}", str(key)).replace("${item.data}", str((item or {}).get("data")))
+                if path.startswith(("data/", "reports/")):
+                    out.setdefault(f"{name}@{key}" if key else name, set()).add(path)
+    return out
+
+
+def test_every_data_path_of_dvc_yaml_comes_from_paths_py():
+    """dvc.yaml and cliphand/paths.py name the same files: each out and data dep of a stage is a path of
+    :class:`cliphand.paths.Paths`, a file directly inside one of its folders (e.g. a split's labels.npz) or a
+    folder holding some of them (e.g. ``data/raw``, the download stage's output)."""
+    from cliphand.defaults import EXTERNAL, TRAIN_SPLITS
+    from cliphand.paths import Paths, _Under
+
+    paths = Paths(Path("."))
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    stages = list(_dvc_paths())
+    known = {getattr(paths, a) for a, v in vars(Paths).items() if isinstance(v, _Under)}
+    known |= {paths.synth_split(s) for s in TRAIN_SPLITS} | {paths.prep_split(s) for s in TRAIN_SPLITS + EXTERNAL}
+    known |= {paths.eval_dir(b) for b in params["evaluate"]["benchmarks"]} | {paths.metrics(s.split("@")[0]) for s in stages}
+    known |= {paths.ablate_dir(r) / "models" for r in params["ablate"]["runs"]}
+    known |= {paths.ablate_dir(r) / "metrics.json" for r in params["ablate"]["runs"]}
+    known |= {paths.metrics(s) for s in stages} | {paths.root / "data/metrics"}
+    known = {str(k) for k in known}
+    folders = {str(parent) for k in known for parent in Path(k).parents if str(parent) not in (".", "data", "reports")}
+    for stage, used in _dvc_paths().items():
+        stray = sorted(p for p in used if p not in known | folders and str(Path(p).parent) not in known)
+        assert not stray, f"dvc.yaml stage {stage}: paths not named in cliphand/paths.py: {stray}"

@@ -23,7 +23,9 @@ from scipy.spatial.transform import Rotation
 from cliphand.cli import main
 from cliphand.errors import DataError
 from cliphand.data.readers.freihand_mesh import build_freihand_verts, freihand_mesh
+from cliphand.config import Data
 from cliphand.data.templates import write_template
+from cliphand.paths import Paths
 from cliphand.hand.mano import AUTHORS_TIPS, FREIHAND_ROOT, FREIHAND_TIPS, freihand_joints, mano_forward, mano_template
 from cliphand.hand.mano_file import MANO_KEYS, load_mano
 from cliphand.hand.template import read_template
@@ -461,7 +463,7 @@ def test_mano_template(pkl, model, tmp_path):
     np.testing.assert_allclose(t["joints"], freihand_joints(v, j), atol=1e-7)
     out = tmp_path / "synth" / "template.npz"
     out.parent.mkdir()
-    summary = write_template({"data": {"template": "mano", "mano_path": str(pkl)}}, tmp_path, out)
+    summary = write_template(Data(train="synth", template="mano", mano_path=str(pkl)), Paths(tmp_path), out)
     assert summary == {"kind": "mano", "vertices": V, "faces": F}
     with np.load(out) as z:
         assert z["verts"].dtype == np.float32 and z["faces"].dtype == np.int32 and z["joints"].dtype == np.float32

@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+from cliphand.config import validate
+from cliphand.paths import Paths
 from cliphand.profiles import deep_merge, load_yaml
 from cliphand.data.splits import prepare_all
 from cliphand.data.readers.freihand import load_prediction_json, write_prediction_json
@@ -78,10 +80,11 @@ def test_paper_profile_few_steps_on_release_layout_fixtures(tmp_path, paper_para
         "evaluate": {"batch_size": 8, "retrieval_batch_sizes": [4]},
         "ablate": {"runs": {"__replace__": True, "full": {}}},
     }
-    params = deep_merge(paper_params, offline)
-    params["evaluate"]["benchmarks"].pop("realworld")  # the real photos are covered by the default pipeline
+    raw = deep_merge(paper_params, offline)
+    raw["evaluate"]["benchmarks"].pop("realworld")  # the real photos are covered by the default pipeline
+    params, paths = validate(raw, "paper profile + offline"), Paths(root)
 
-    summary = prepare_all(params, root)
+    summary = prepare_all(params, paths)
     assert summary["template"] == {"kind": "mano", "vertices": 778, "faces": 1538}
     assert summary["samples"] == {"train": 20, "val": 4, "test": 4, "rhd_eval": 3, "stb_eval": 2}
     assert summary["protocols"] == {"train": "freihand", "val": "freihand", "test": "freihand",
@@ -89,20 +92,20 @@ def test_paper_profile_few_steps_on_release_layout_fixtures(tmp_path, paper_para
     images = np.load(root / "data/prep/train/images.npy", mmap_mode="r")
     assert images.shape == (20, 224, 224, 3)
 
-    text = embed_splits(params, root)
+    text = embed_splits(params, paths)
     assert text["train_n21"]["feature_shape"] == [1, 512]  # pooled CLIP ViT-B/32 text feature
-    pre = run_pretrain(params, root, root / "data/models/pretrain.pt")
-    fin = run_finetune(params, root, root / "data/models/finetune.pt")
+    pre = run_pretrain(params, paths, paths.pretrain_model)
+    fin = run_finetune(params, paths, paths.finetune_model)
     assert len(pre) == len(fin) == 1 and math.isfinite(fin[0]["loss_total"]) and "loss_clip" in fin[0]
 
-    for name, bench in params["evaluate"]["benchmarks"].items():
-        scores, preds = run_evaluation(root / "data/models/finetune.pt", root, bench["data"], bench.get("text"), params)
-        protocol = {"test": "freihand", "rhd_eval": "bihand", "stb_eval": "bihand"}[bench["data"]]
+    for name, bench in params.evaluate.benchmarks.items():
+        scores, preds = run_evaluation(paths.finetune_model, paths, bench.data, bench.text, params)
+        protocol = {"test": "freihand", "rhd_eval": "bihand", "stb_eval": "bihand"}[bench.data]
         assert scores["protocol"] == protocol, name
         assert all(math.isfinite(scores[k]) for k in PROTOCOLS[protocol]), name
         assert preds["verts"].shape[1:] == (778, 3)
     # FreiHAND evaluation set: the official scorer's file round-trips to the same PA-MPJPE / F-scores
-    scores, preds = run_evaluation(root / "data/models/finetune.pt", root, "test", "test", params)
+    scores, preds = run_evaluation(paths.finetune_model, paths, "test", "test", params)
     write_prediction_json(tmp_path / "pred.json", preds["joints"], preds["verts"])
     xyz, verts = load_prediction_json(tmp_path / "pred.json")
     official = M.evaluate(xyz, fh["evaluation"]["xyz"], verts, fh["evaluation"]["verts"])  # pred.json scored again

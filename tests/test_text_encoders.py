@@ -8,9 +8,15 @@ import torch
 
 from cliphand.errors import DataError
 from cliphand.io import save_npz
+from cliphand.config import Text
 from cliphand.text import prompts as P
 from cliphand.text.cache import build_text_cache, load_text_cache, save_text_cache
 from cliphand.text.encoders import MiniLMEncoder, OpenCLIPEncoder, build_encoder, order_sensitivity
+
+
+#: the text settings of params.yaml
+TEXT = {"encoder": "minilm", "features": "joints", "template": "auto", "open_clip_model": "ViT-B-32",
+        "open_clip_pretrained": "openai", "n_joints": 21, "batch_size": 64}
 
 
 @pytest.fixture(scope="module")
@@ -92,19 +98,19 @@ def test_build_encoder_and_local_checkpoint(tmp_path):
         OpenCLIPEncoder("ViT-B-32", pretrained=str(tmp_path / "missing.pt"))
     with pytest.raises(ValueError, match="pooled"):
         OpenCLIPEncoder("ViT-B-32", pretrained=None, features="joints")  # rejected before any model is built
-    with pytest.raises(ValueError, match="unknown text encoder"):
-        build_encoder({"text": {"encoder": "bert"}})
+    with pytest.raises(ValueError, match="encoder"):  # the settings' type refuses it before any encoder
+        Text(**{**TEXT, "encoder": "bert"})
     # a small architecture with RANDOM weights, saved to a file and read back through the local-file route
-    cfg = {"encoder": "open_clip", "features": "pooled", "open_clip_model": "ViT-S-32-alt",
+    cfg = {**TEXT, "encoder": "open_clip", "features": "pooled", "open_clip_model": "ViT-S-32-alt",
            "open_clip_pretrained": None, "batch_size": 8}
     torch.manual_seed(0)
     with pytest.warns(UserWarning, match="RANDOM"):
-        a = build_encoder({"text": cfg})
+        a = build_encoder(Text(**cfg))
     assert isinstance(a, OpenCLIPEncoder) and a.batch_size == 8 and a.dim == 256
     assert a.fingerprint() == "open_clip|model=ViT-S-32-alt|pretrained=none(random weights)|features=pooled"
     ck = tmp_path / "small.pt"
     torch.save(a.model.state_dict(), ck)
-    b = build_encoder({**cfg, "open_clip_pretrained": str(ck)})
+    b = build_encoder(Text(**{**cfg, "open_clip_pretrained": str(ck)}))
     p = [P.build_prompt([0, 4, 8], 0, "short")]
     np.testing.assert_allclose(a.encode(p), b.encode(p), atol=1e-6)
     assert "small.pt@sha256:" in b.fingerprint()

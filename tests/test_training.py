@@ -12,16 +12,7 @@ from cliphand.data.loader import PreparedSet
 from cliphand.errors import DataError, TrainingError
 from cliphand.evaluate.protocols import evaluate_split
 from cliphand.train.loop import train
-from helpers import TINY_MODEL, Exploit, tiny_template, write_tiny_split
-
-AUG = {"rotation_deg": 20, "scale": [0.9, 1.1], "shift": 0.05, "photometric": 0.2, "amplitude_mix": 0.5,
-       "amplitude_beta": 0.1}
-NO_AUG = {"rotation_deg": 0, "scale": [1, 1], "shift": 0.0, "photometric": 0, "amplitude_mix": 0.0, "amplitude_beta": 0.1}
-CFG = {"epochs": 2, "batch_size": 8, "lr": 1e-3, "weight_decay": 1e-4, "schedule": "cosine", "warmup_steps": 2,
-       "lr_decay": 0.25, "decay_every": 0.5, "seed": 0, "input_size": 64, "depth_range": 0.3, "val_limit": 8,
-       "augment": AUG, "loss": {"alpha1": 1.0, "alpha2": 0.05, "alpha3": 0.1, "alpha4": 0.1, "lixel": 0.1,
-                                "lixel_sigma": 1.0}, "use_clip": True}
-
+from helpers import NO_AUG, TINY_MODEL, Exploit, tiny_run, tiny_template, write_tiny_split
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -41,7 +32,7 @@ def test_finetune_runs_and_evaluates(tiny):
     root, template = tiny
     model = _model(template)
     ds = PreparedSet(root / "train", root / "train_text.npz")
-    hist = train(model, ds, CFG, phase="finetune", work_path=root / "ft.resume.pt",
+    hist = train(model, ds, tiny_run("finetune"), work_path=root / "ft.resume.pt",
                  faces=torch.as_tensor(template["faces"], dtype=torch.long), val_sets={"val": PreparedSet(root / "val")})
     assert len(hist) == 2 and (root / "ft.resume.pt").exists()    # the caller removes it after the final save
     for key in ("loss_joint", "loss_vert", "loss_normal", "loss_edge", "loss_consistency", "loss_clip", "loss_lixel",
@@ -58,8 +49,7 @@ def test_pretrain_reduces_joint_loss(tiny):
     root, template = tiny
     model = _model(template)
     ds = PreparedSet(root / "train").head(8)
-    cfg = {**CFG, "epochs": 25, "batch_size": 8, "augment": NO_AUG}
-    hist = train(model, ds, cfg, phase="pretrain", work_path=root / "pre.resume.pt")
+    hist = train(model, ds, tiny_run("pretrain", epochs=25, augment=NO_AUG), work_path=root / "pre.resume.pt")
     assert hist[-1]["loss_joint"] < 0.7 * hist[0]["loss_joint"]
 
 
@@ -69,7 +59,7 @@ def test_non_finite_loss_names_the_term(tiny, tmp_path):
     ds.labels["uvd"] = ds.labels["uvd"].copy()
     ds.labels["uvd"][:] = np.nan
     with pytest.raises(TrainingError, match="term 'joint'"):
-        train(_model(template), ds, CFG, phase="pretrain", work_path=tmp_path / "r.pt")
+        train(_model(template), ds, tiny_run("pretrain"), work_path=tmp_path / "r.pt")
 
 
 def test_resume_after_interruption_gives_same_weights(tiny, tmp_path):
@@ -77,7 +67,7 @@ def test_resume_after_interruption_gives_same_weights(tiny, tmp_path):
     faces = torch.as_tensor(template["faces"], dtype=torch.long)
     ds = PreparedSet(root / "train", root / "train_text.npz")
     ref = _model(template)
-    train(ref, ds, CFG, phase="finetune", work_path=tmp_path / "a.pt", faces=faces)
+    train(ref, ds, tiny_run("finetune"), work_path=tmp_path / "a.pt", faces=faces)
 
     def interrupt(record, epoch):
         if epoch == 1:
@@ -85,10 +75,10 @@ def test_resume_after_interruption_gives_same_weights(tiny, tmp_path):
 
     model = _model(template)
     with pytest.raises(KeyboardInterrupt):
-        train(model, ds, CFG, phase="finetune", work_path=tmp_path / "b.pt", faces=faces, log=interrupt)
+        train(model, ds, tiny_run("finetune"), work_path=tmp_path / "b.pt", faces=faces, log=interrupt)
     assert (tmp_path / "b.pt").exists()
     resumed = _model(template)  # a fresh process: new weights, state comes from the checkpoint
-    hist = train(resumed, ds, CFG, phase="finetune", work_path=tmp_path / "b.pt", faces=faces)
+    hist = train(resumed, ds, tiny_run("finetune"), work_path=tmp_path / "b.pt", faces=faces)
     assert [h["epoch"] for h in hist] == [1, 2]
     for (name, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=f"{name} differs after resume")
@@ -123,7 +113,7 @@ def test_resume_ignores_a_checkpoint_of_other_data_or_model(tiny, tmp_path, caps
 
     root, template = tiny
     ds = PreparedSet(root / "train").head(16)
-    cfg = {**CFG, "epochs": 2, "augment": NO_AUG}
+    cfg = tiny_run("pretrain", augment=NO_AUG)
     seen = []
 
     def stop(record, epoch):
@@ -131,18 +121,18 @@ def test_resume_ignores_a_checkpoint_of_other_data_or_model(tiny, tmp_path, caps
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(_model(template), ds, cfg, phase="pretrain", work_path=tmp_path / "r.pt", model_cfg=TINY_MODEL, log=stop)
+        train(_model(template), ds, cfg, work_path=tmp_path / "r.pt", model_cfg=TINY_MODEL, log=stop)
     for name in ("same", "data", "model"):
         shutil.copy(tmp_path / "r.pt", tmp_path / f"{name}.pt")
     other = PreparedSet(root / "train").select(np.arange(8, 24))   # same size, other images
     assert other.content_hash() != ds.content_hash() == PreparedSet(root / "train").head(16).content_hash()
     first = seen[0]["loss_joint"]
     capsys.readouterr()
-    hist = train(_model(template), ds, cfg, phase="pretrain", work_path=tmp_path / "same.pt", model_cfg=TINY_MODEL)
+    hist = train(_model(template), ds, cfg, work_path=tmp_path / "same.pt", model_cfg=TINY_MODEL)
     assert hist[0]["loss_joint"] == first and "resuming" in capsys.readouterr().out   # epoch 1 from the file
-    hist = train(_model(template), other, cfg, phase="pretrain", work_path=tmp_path / "data.pt", model_cfg=TINY_MODEL)
+    hist = train(_model(template), other, cfg, work_path=tmp_path / "data.pt", model_cfg=TINY_MODEL)
     assert hist[0]["loss_joint"] != first and "resuming" not in capsys.readouterr().out  # other data: from the start
-    train(_model(template), ds, cfg, phase="pretrain", work_path=tmp_path / "model.pt",
+    train(_model(template), ds, cfg, work_path=tmp_path / "model.pt",
           model_cfg={**TINY_MODEL, "embed_dim": 16})
     assert "resuming" not in capsys.readouterr().out                                     # other model settings
 
@@ -152,7 +142,7 @@ def test_frozen_backbone_keeps_encoder_and_its_statistics(tiny):
     model = _model(template)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ds = PreparedSet(root / "train", root / "train_text.npz")
-    train(model, ds, {**CFG, "epochs": 1, "freeze_backbone": True}, phase="finetune",
+    train(model, ds, tiny_run("finetune", epochs=1, freeze_backbone=True),
           work_path=root / "frozen.resume.pt", faces=torch.as_tensor(template["faces"], dtype=torch.long))
     after = model.state_dict()
     enc = [k for k in after if k.startswith("backbone.")]
@@ -165,8 +155,8 @@ def test_warmup_then_cosine_schedule():
     from cliphand.train.loop import make_optimizer
 
     net = torch.nn.Linear(2, 2)
-    opt, sched = make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 2, "warmup_steps": 4,
-                                      "schedule": "cosine"}, steps_per_epoch=10)
+    opt, sched = make_optimizer(net, tiny_run("finetune", lr=1.0, weight_decay=0.0, epochs=2, warmup_steps=4,
+                                              schedule="cosine"), steps_per_epoch=10)
     lrs = []
     for _ in range(20):
         lrs.append(opt.param_groups[0]["lr"])
@@ -175,16 +165,16 @@ def test_warmup_then_cosine_schedule():
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])                  # linear warm-up
     assert lrs[4] == pytest.approx(1.0) and lrs[-1] < 0.02                    # cosine down to ~0
     assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
-    opt, sched = make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 4, "schedule": "step",
-                                      "lr_decay": 0.25, "decay_every": 0.5}, steps_per_epoch=5)
+    opt, sched = make_optimizer(net, tiny_run("finetune", lr=1.0, weight_decay=0.0, epochs=4, schedule="step",
+                                              warmup_steps=0, lr_decay=0.25, decay_every=0.5), steps_per_epoch=5)
     lrs = []
     for _ in range(20):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
     assert lrs[0] == 1.0 and lrs[9] == 1.0 and lrs[10] == 0.25                # x0.25 after half the epochs
-    with pytest.raises(ValueError, match="schedule"):
-        make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 1, "schedule": "linear"}, 1)
+    with pytest.raises(ValueError, match="schedule"):  # the settings' type refuses it before any optimizer
+        tiny_run("finetune", schedule="linear")
 
 
 def test_pretrained_modules_learn_slower_and_warmup_is_capped():
@@ -196,8 +186,8 @@ def test_pretrained_modules_learn_slower_and_warmup_is_capped():
             self.backbone, self.joint_regressor, self.mesh_regressor = (torch.nn.Linear(2, 2) for _ in range(3))
 
     net = Net()
-    opt, sched = make_optimizer(net, {"lr": 1.0, "weight_decay": 0.0, "epochs": 1, "warmup_steps": 100,
-                                      "pretrained_lr_mult": 0.1}, steps_per_epoch=10)
+    opt, sched = make_optimizer(net, tiny_run("finetune", lr=1.0, weight_decay=0.0, epochs=1, warmup_steps=100,
+                                              pretrained_lr_mult=0.1), steps_per_epoch=10)
     pre, new = opt.param_groups
     assert len(pre["params"]) == 4 and len(new["params"]) == 2
     lrs = []

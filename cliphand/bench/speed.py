@@ -23,26 +23,28 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cliphand.evaluate import metrics as M
 from cliphand.bench.timing import benchmark_model, benchmark_onnx
-from cliphand.model.checkpoint import build_model, load_checkpoint
-from cliphand.hand.template import read_template
-from cliphand.paths import resolve_path
-from cliphand.profiles import deep_merge, load_yaml
+from cliphand.config import Params, validate
 from cliphand.data.loader import PreparedSet, model_input
 from cliphand.errors import DataError
-from cliphand.train.experiment import model_cfg, phase_cfg, prep_dir, text_path
+from cliphand.evaluate import metrics as M
+from cliphand.hand.template import read_template
+from cliphand.model.checkpoint import build_model, load_checkpoint
 from cliphand.model.mesh_levels import farthest_points
+from cliphand.paths import Paths
+from cliphand.profiles import deep_merge, load_yaml
+from cliphand.train.settings import model_settings, train_run
 
 MANO_VERTS = 778
 
 
-def paper_settings(params: dict, root: Path, profile: str | Path) -> dict:
-    """params.yaml merged with the paper profile (what ``dvc exp run`` with its ``-S`` arguments sets)."""
-    path = resolve_path(profile, root)
+def paper_settings(p: Params, paths: Paths, profile: str | Path) -> Params:
+    """The settings merged with the paper profile (what ``dvc exp run`` with its ``-S`` arguments sets),
+    checked. Raises: DataError naming the profile when it is missing or makes invalid settings."""
+    path = paths.resolve(profile)
     if not path.is_file():
         raise DataError(f"{path}: paper profile not found (params benchmark.paper_profile)")
-    return deep_merge(params, load_yaml(path))
+    return validate(deep_merge(p.model_dump(), load_yaml(path)), f"settings + {path}")
 
 
 def stand_in_template(template: dict, n_verts: int = MANO_VERTS) -> dict:
@@ -56,32 +58,32 @@ def stand_in_template(template: dict, n_verts: int = MANO_VERTS) -> dict:
             "faces": np.zeros((0, 3), np.int64)}
 
 
-def paper_model(params: dict, root: Path, profile: str | Path) -> tuple[torch.nn.Module, str]:
+def paper_model(p: Params, paths: Paths, profile: str | Path) -> tuple[torch.nn.Module, str]:
     """The paper profile's architecture with random weights, and a note on its template.
 
     Text features: CLIP ViT-B/32 pooled, (1, 512) per prompt (only sizes the training-only text branch).
     """
-    merged = paper_settings(params, root, profile)
-    cfg = model_cfg(merged, text_shape=(1, 512))
+    merged = paper_settings(p, paths, profile)
+    cfg = model_settings(merged, text_dim=512)
     cfg["pretrained"] = None  # timing only: weights do not change the cost (and none exist offline)
-    mano = (merged.get("data") or {}).get("mano_path")
-    if mano and resolve_path(mano, root).is_file():
+    mano = merged.data.mano_path
+    if mano and paths.resolve(mano).is_file():
         from cliphand.hand.mano import mano_template
 
-        template, note = mano_template(resolve_path(mano, root)), "MANO mean hand (778 vertices)"
+        template, note = mano_template(paths.resolve(mano)), "MANO mean hand (778 vertices)"
     else:
-        template = stand_in_template(read_template(resolve_path("data/prep/template.npz", root)))
+        template = stand_in_template(read_template(paths.template))
         note = f"778-vertex stand-in (FPS of the WebXR hand; {mano or 'no MANO file'} not found)"
     torch.manual_seed(0)
     return build_model(cfg, template).eval(), note
 
 
-def _parity_inputs(root: Path, input_size: int, n: int | None) -> tuple[torch.Tensor, np.ndarray, np.ndarray,
+def _parity_inputs(real: Path, input_size: int, n: int | None) -> tuple[torch.Tensor, np.ndarray, np.ndarray,
                                                                        np.ndarray]:
-    """The first ``n`` (all when None) real-world crops as model input at ``input_size`` (bilinear resize
+    """The first ``n`` (all when None) real-world crops (prepared split ``real``) as model input at ``input_size`` (bilinear resize
     when the prepared size differs, intrinsics scaled alike), their crop intrinsics, GT root depths (m) and
     GT joints (n, 21, 3) metres."""
-    data = PreparedSet(prep_dir(root, "realworld"))
+    data = PreparedSet(real)
     data = data.head(n) if n else data
     batch = data.batch(np.arange(len(data)))
     x, K = batch["image"], batch["K"].numpy().astype(np.float64)
@@ -92,7 +94,7 @@ def _parity_inputs(root: Path, input_size: int, n: int | None) -> tuple[torch.Te
     return model_input(x), K, batch["root_depth"].numpy(), batch["joints"].numpy().astype(np.float64)
 
 
-def run_model_benchmarks(params: dict, root: Path, out_dir: Path) -> dict:
+def run_model_benchmarks(p: Params, paths: Paths, out_dir: Path) -> dict:
     """Steps 1-2 of the module docstring. The trained model's export is kept as ``out_dir/default.onnx``
     (for deployment); the paper model's (random weights, timing only) goes to a temporary folder.
 
@@ -102,23 +104,21 @@ def run_model_benchmarks(params: dict, root: Path, out_dir: Path) -> dict:
     """
     from cliphand.bench.export import export_onnx, onnx_session, parity
 
-    b = params["benchmark"]
-    timing = {k: int(b[k]) for k in ("warmup", "iters", "throughput_batch", "throughput_warmup", "throughput_iters")}
-    device = params.get("device", "cpu")
+    b = p.benchmark
+    device = p.device
     models = {}
-    default, ckpt = load_checkpoint(resolve_path(b["checkpoint"], root))
-    models["default"] = (default, f"trained ({b['checkpoint']})", float(ckpt["meta"]["depth_range"]))
-    if b.get("paper_profile"):
-        pm, note = paper_model(params, root, b["paper_profile"])
-        models["paper"] = (pm, f"random weights, {note}", float(params["preprocess"]["depth_range"]))
+    default, ckpt = load_checkpoint(paths.resolve(b.checkpoint))
+    models["default"] = (default, f"trained ({b.checkpoint})", float(ckpt["meta"]["depth_range"]))
+    if b.paper_profile:
+        pm, note = paper_model(p, paths, b.paper_profile)
+        models["paper"] = (pm, f"random weights, {note}", p.preprocess.depth_range)
     results = {}
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     scratch = tempfile.TemporaryDirectory(prefix="cliphand-onnx-")
     for name, (model, note, depth_range) in tqdm(models.items(), desc="benchmark models"):
-        res = {"note": note, "torch": benchmark_model(model, device, 1, timing["throughput_batch"], timing["warmup"],
-                                                      timing["iters"], timing["throughput_warmup"],
-                                                      timing["throughput_iters"])}
-        if b.get("onnx", True):
+        res = {"note": note, "torch": benchmark_model(model, device, 1, b.throughput_batch, b.warmup, b.iters,
+                                                      b.throughput_warmup, b.throughput_iters)}
+        if b.onnx:
             model = model.cpu().eval()
             s = int(model.cfg["input_size"])
             folder = Path(out_dir) if name == "default" else Path(scratch.name)
@@ -127,18 +127,18 @@ def run_model_benchmarks(params: dict, root: Path, out_dir: Path) -> dict:
             sess = onnx_session(res["onnx"]["path"])
             # the trained model on every real crop (its export is scored there); the paper model, whose weights
             # are random, on the first parity_samples (its 224-pixel forward costs ~0.1 s per crop on 2 cores)
-            x, K, rd, gt = _parity_inputs(root, s, None if name == "default" else b.get("parity_samples"))
+            x, K, rd, gt = _parity_inputs(paths.prep_split("realworld"), s, None if name == "default" else b.parity_samples)
             res["parity"], joints = parity(model, sess, x, K, rd, s, depth_range)
             if name == "default":  # the trained model: score the export itself on the real photos
                 res["onnx"]["realworld"] = {k: v for k, v in M.evaluate(joints, gt).items() if k != "curves"}
-            res["onnx"].update(benchmark_onnx(sess, s, 1, timing["throughput_batch"], timing["warmup"], timing["iters"],
-                                              timing["throughput_warmup"], timing["throughput_iters"]))
+            res["onnx"].update(benchmark_onnx(sess, s, 1, b.throughput_batch, b.warmup, b.iters, b.throughput_warmup,
+                                              b.throughput_iters))
         results[name] = res
     scratch.cleanup()
     return results
 
 
-def run_pipeline_speed(params: dict, root: Path) -> dict:
+def run_pipeline_speed(p: Params, paths: Paths) -> dict:
     """Step 3 of the module docstring on the training split, at the fine-tuning batch size (``clip.batch_size``).
 
     Returns: ``loader``, ``train_step`` (:mod:`cliphand.bench.throughput`), ``loader_share`` of a step,
@@ -147,23 +147,21 @@ def run_pipeline_speed(params: dict, root: Path) -> dict:
     from cliphand.bench.throughput import loader_rate, text_cache_effect, train_step_rate
     from cliphand.text.encoders import build_encoder
 
-    b = params["benchmark"]["pipeline"]
-    n_joints = int(params["text"]["n_joints"])
+    b = p.benchmark.pipeline
+    # the loader and augmentation run on the CPU; time the step there too
+    run = train_run(p, "finetune", device="cpu")
     # the finetuned subset: text features are cached for it only (cliphand.text.cache.embed_splits)
-    data = PreparedSet(prep_dir(root, "train"), text_path(root, "train", n_joints),
-                       limit=params["finetune"].get("n_train"))
-    cfg = phase_cfg(params, "finetune")
-    cfg["device"] = "cpu"  # the loader and augmentation run on the CPU; time the step there too
-    bs = int(cfg["batch_size"])
-    loader = loader_rate(data, bs, iters=int(b["loader_iters"]))
-    model, ckpt = load_checkpoint(resolve_path(params["benchmark"]["checkpoint"], root))
+    data = PreparedSet(paths.prep_split("train"), paths.text_cache("train", run.n_joints), limit=run.n_train)
+    bs = run.batch_size
+    loader = loader_rate(data, bs, iters=b["loader_iters"])
+    model, ckpt = load_checkpoint(paths.resolve(p.benchmark.checkpoint))
     faces = torch.as_tensor(np.asarray(ckpt["template"]["faces"]), dtype=torch.long)
-    step = train_step_rate(copy.deepcopy(model), data, cfg, faces, iters=int(b["step_iters"]))
-    text = text_cache_effect(data, build_encoder(params["text"]), bs, iters=int(b["text_iters"]))
+    step = train_step_rate(copy.deepcopy(model), data, run, faces, iters=b["step_iters"])
+    text = text_cache_effect(data, build_encoder(p.text), bs, iters=b["text_iters"])
     out = {"batch": bs, "loader": loader, "train_step": step,
            "loader_share": round(loader["median_ms"] / (loader["median_ms"] + step["median_ms"]), 4),
            "text_cache": text}
-    synth = resolve_path("data/metrics/synthesize.json", root)
+    synth = paths.metrics("synthesize")
     if synth.is_file():
         import json
 

@@ -20,6 +20,7 @@ import torch
 from cliphand.bench.timing import time_call
 from cliphand.data.loader import PreparedSet
 from cliphand.train.loop import finetune_step, make_optimizer
+from cliphand.train.settings import TrainRun
 
 
 def _batches(n: int, batch_size: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -37,23 +38,22 @@ def loader_rate(dataset: PreparedSet, batch_size: int, warmup: int = 2, iters: i
     return {**stats, "batch": batch_size, "images_per_s": round(1000 * batch_size / stats["median_ms"], 2)}
 
 
-def train_step_rate(model, dataset: PreparedSet, cfg: dict, faces: torch.Tensor, warmup: int = 1,
+def train_step_rate(model, dataset: PreparedSet, run: TrainRun, faces: torch.Tensor, warmup: int = 1,
                     iters: int = 5) -> dict:
     """Time fine-tuning steps (:func:`cliphand.train.loop.finetune_step`, backward, optimizer step) on
     batches gathered beforehand, so the loader is not in the timing. ``model`` is trained in place.
 
-    Args: cfg: the finetune phase settings (:func:`cliphand.train.experiment.phase_cfg`), batch_size included.
+    Args: run: the finetune run's settings (:func:`cliphand.train.settings.train_run`), its batch size included.
     Returns: per-step summary + ``images_per_s`` (input samples; each step sees two augmented views).
     """
-    bs = int(cfg["batch_size"])
+    bs = run.batch_size
     batches = iter([dataset.batch(i) for i in _batches(len(dataset), bs, warmup + iters, seed=1)])
-    opt, _ = make_optimizer(model, cfg, steps_per_epoch=warmup + iters)
+    opt, _ = make_optimizer(model, run, steps_per_epoch=warmup + iters)
     gen = torch.Generator().manual_seed(0)
     model.train()
 
     def step():
-        terms, _ = finetune_step(model, next(batches), cfg, gen, faces, int(cfg["input_size"]),
-                                 float(cfg["depth_range"]))
+        terms = finetune_step(model, next(batches), run, gen, faces)
         opt.zero_grad(set_to_none=True)
         terms["total"].backward()
         opt.step()

@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cliphand.config import Augment
+
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -128,19 +130,19 @@ def apply_affine_uvd(uvd: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return torch.cat([uv, uvd[..., 2:]], dim=-1)
 
 
-def style(x: torch.Tensor, gen: torch.Generator, aug: dict) -> torch.Tensor:
-    """The appearance part of a training view: :func:`amplitude_mix` (``aug['amplitude_mix']`` share,
-    ``aug['amplitude_beta']`` window) then :func:`photometric` (``aug['photometric']``). (B, 3, H, W) in [0, 1]."""
-    x = amplitude_mix(x, gen, float(aug["amplitude_mix"]), float(aug["amplitude_beta"]))
-    return photometric(x, gen, float(aug["photometric"]))
+def style(x: torch.Tensor, gen: torch.Generator, aug: Augment) -> torch.Tensor:
+    """The appearance part of a training view: :func:`amplitude_mix` (``aug.amplitude_mix`` share,
+    ``aug.amplitude_beta`` window) then :func:`photometric` (``aug.photometric``). (B, 3, H, W) in [0, 1]."""
+    x = amplitude_mix(x, gen, aug.amplitude_mix, aug.amplitude_beta)
+    return photometric(x, gen, aug.photometric)
 
 
-def geometric_view(x: torch.Tensor, gen: torch.Generator, aug: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """The geometric part of a training view: :func:`random_affine` with ``aug['rotation_deg']``,
-    ``aug['scale']`` and ``aug['shift']``, applied by :func:`warp`.
+def geometric_view(x: torch.Tensor, gen: torch.Generator, aug: Augment) -> tuple[torch.Tensor, torch.Tensor]:
+    """The geometric part of a training view: :func:`random_affine` with ``aug.rotation_deg``, ``aug.scale`` and
+    ``aug.shift``, applied by :func:`warp`.
 
     Returns:
         (warped images (B, 3, H, W), A (B, 2, 3) mapping the input's normalised uv to the view's).
     """
-    theta, A = random_affine(x.shape[0], gen, float(aug["rotation_deg"]), tuple(aug["scale"]), float(aug["shift"]))
+    theta, A = random_affine(x.shape[0], gen, aug.rotation_deg, tuple(aug.scale), aug.shift)
     return warp(x, theta), A

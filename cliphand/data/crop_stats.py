@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cliphand.config import Augment
 from cliphand.data.augment import apply_affine_uvd, random_affine
 
 #: percentiles reported by :func:`summary`
@@ -35,7 +36,7 @@ def box_statistics(uvd: np.ndarray) -> dict[str, np.ndarray]:
     return {"side": (hi - lo).max(1), "cx": centre[:, 0], "cy": centre[:, 1]}
 
 
-def augmented_uvd(uvd: np.ndarray, aug: dict, seed: int = 0, copies: int = 4) -> np.ndarray:
+def augmented_uvd(uvd: np.ndarray, aug: Augment, seed: int = 0, copies: int = 4) -> np.ndarray:
     """The joints as the network sees them in pretraining: ``copies`` draws of the random in-plane rotation,
     scale and shift of ``aug`` (the params.yaml ``augment`` group) applied to each sample's uvd.
 
@@ -44,7 +45,7 @@ def augmented_uvd(uvd: np.ndarray, aug: dict, seed: int = 0, copies: int = 4) ->
     """
     gen = torch.Generator().manual_seed(int(seed))
     x = torch.as_tensor(np.asarray(uvd, np.float32)).repeat(copies, 1, 1)
-    _, A = random_affine(len(x), gen, float(aug["rotation_deg"]), tuple(aug["scale"]), float(aug["shift"]))
+    _, A = random_affine(len(x), gen, aug.rotation_deg, tuple(aug.scale), aug.shift)
     return apply_affine_uvd(x, A).numpy()
 
 

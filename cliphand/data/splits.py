@@ -22,29 +22,31 @@ from pathlib import Path
 
 import numpy as np
 
-from cliphand.paths import resolve_path
+from cliphand.config import Params
 from cliphand.defaults import EXTERNAL, TRAIN_SPLITS
 from cliphand.errors import DataError
+from cliphand.paths import Paths
 from cliphand.data.preprocess import write_split
 from cliphand.data.readers.sources import HandSamples
 from cliphand.data.templates import write_template
 
 
 
-def _root(params: dict, key: str, root: Path) -> Path:
-    cfg = (params.get("data") or {}).get(key) or {}
-    if not cfg.get("root"):
+def _root(p: Params, key: str, paths: Paths) -> Path:
+    """The release folder of dataset ``key`` (``data.<key>.root``). Raises DataError when unset or not a folder."""
+    root = (getattr(p.data, key, None) or {}).get("root")
+    if not root:
         raise DataError(f"params.yaml: data.{key}.root is not set; point it at your {key.upper()} folder "
                         f"(the dataset cannot be shipped with cliphand)")
-    path = resolve_path(cfg["root"], root)
+    path = paths.resolve(root)
     if not path.is_dir():
         raise DataError(f"{path}: data.{key}.root is not a folder")
     return path
 
 
-def synth_split(root: Path, split: str) -> HandSamples:
-    """A synthesize-stage split (``data/synth/<split>``) as :class:`HandSamples` (protocol ``freihand``)."""
-    src = resolve_path(f"data/synth/{split}", root)
+def synth_split(src: Path, split: str) -> HandSamples:
+    """A synthesize-stage split (the folder ``src``: images.npy, labels.npz) as :class:`HandSamples`
+    (protocol ``freihand``). Raises DataError when its labels are missing."""
     labels_path = src / "labels.npz"
     if not labels_path.is_file():
         raise DataError(f"{labels_path}: file is missing (run the synthesize stage)")
@@ -55,33 +57,28 @@ def synth_split(root: Path, split: str) -> HandSamples:
                        ids=np.arange(len(images)), verts=labels["verts"], protocol="freihand")
 
 
-def load_split(name: str, params: dict, root: Path) -> HandSamples:
+def load_split(name: str, p: Params, paths: Paths) -> HandSamples:
     """Read one split in its original layout.
 
     Args:
         name: ``train`` | ``val`` | ``test`` (of ``data.train``) or one of :data:`EXTERNAL`.
-        params: the settings (``data``, ``download``). root: repository root.
+        p: the settings (``data``). paths: the pipeline's files (the synthetic renders, the raw real photos).
     Raises:
-        DataError: unknown name or source, an unset dataset root, or the reader's own errors.
+        DataError: unknown name, an unset dataset root, or the reader's own errors.
     """
-    data = params.get("data") or {}
     if name in TRAIN_SPLITS:
-        source = data.get("train", "synth")
-        if source == "synth":
-            return synth_split(root, name)
-        if source == "freihand":
-            from cliphand.data.readers.freihand import load_freihand
+        if p.data.train == "synth":
+            return synth_split(paths.synth_split(name), name)
+        from cliphand.data.readers.freihand import load_freihand
 
-            fh = data.get("freihand") or {}
-            split = {"train": "train", "val": "val", "test": "evaluation"}[name]
-            return load_freihand(_root(params, "freihand", root), split,
-                                 versions=tuple(fh.get("versions", (0, 1, 2, 3))),
-                                 val_fraction=float(fh.get("val_fraction", 0.05)))
-        raise DataError(f"params.yaml: data.train = {source!r}; expected 'synth' or 'freihand'")
+        fh = p.data.freihand
+        split = {"train": "train", "val": "val", "test": "evaluation"}[name]
+        return load_freihand(_root(p, "freihand", paths), split, versions=tuple(fh["versions"]),
+                             val_fraction=float(fh["val_fraction"]))
     if name == "realworld":
         from cliphand.data.readers.realworld import load_realworld
 
-        real = load_realworld(resolve_path("data/raw/realworld", root), mirror=True)
+        real = load_realworld(paths.realworld_raw, mirror=True)
         n, side = len(real["ids"]), real["images"].shape[1]
         # the dataset's own crops (the whole 256 x 256 image), never a box from the ground-truth joints
         return HandSamples(name="realworld", images=real["images"], K=real["K"], joints=real["joints"],
@@ -90,41 +87,36 @@ def load_split(name: str, params: dict, root: Path) -> HandSamples:
     if name == "rhd_eval":
         from cliphand.data.readers.rhd import load_rhd
 
-        return load_rhd(_root(params, "rhd", root), "evaluation")
+        return load_rhd(_root(p, "rhd", paths), "evaluation")
     if name == "stb_eval":
         from cliphand.data.readers.stb import load_stb
 
-        return load_stb(_root(params, "stb", root), "test")
+        return load_stb(_root(p, "stb", paths), "test")
     raise DataError(f"unknown data split {name!r}; expected one of {TRAIN_SPLITS + EXTERNAL}")
 
 
-def splits_to_prepare(params: dict) -> list[str]:
-    """``train``, ``val``, ``test`` and every external split that a benchmark or an ablation row reads."""
-    wanted = [b["data"] for b in (params.get("evaluate", {}).get("benchmarks") or {}).values()]
-    wanted += list((params.get("ablate") or {}).get("eval_on") or [])
-    unknown = sorted({w for w in wanted if w not in TRAIN_SPLITS + EXTERNAL})
-    if unknown:
-        raise DataError(f"params.yaml: unknown data splits {unknown} in evaluate.benchmarks / ablate.eval_on; "
-                        f"expected {TRAIN_SPLITS + EXTERNAL}")
+def splits_to_prepare(p: Params) -> list[str]:
+    """``train``, ``val``, ``test`` and every external split that a benchmark or an ablation row reads (the
+    schema allows only known names)."""
+    wanted = [b.data for b in p.evaluate.benchmarks.values()] + list(p.ablate.eval_on)
     return list(TRAIN_SPLITS) + [e for e in EXTERNAL if e in wanted]
 
 
-def prepare_all(params: dict, root: Path) -> dict:
-    """Prepare every split the settings name (:func:`cliphand.data.splits.splits_to_prepare`) into
-    ``data/prep/<split>`` and the template mesh into ``data/prep/template.npz``.
+def prepare_all(p: Params, paths: Paths) -> dict:
+    """Prepare every split the settings name (:func:`splits_to_prepare`) into ``data/prep/<split>`` and the
+    template mesh into ``data/prep/template.npz``.
 
     Returns:
         summary: ``samples`` and ``protocols`` per split, ``template``, ``images_per_s``, ``splits`` (meta).
     Raises:
         DataError: an unset dataset root, a missing or malformed file (the message names it).
     """
-    pp = params["preprocess"]
-    size, depth_range, pad = int(pp["input_size"]), float(pp["depth_range"]), float(pp["pad"])
-    template = write_template(params, root, resolve_path("data/prep/template.npz", root))
+    pp = p.preprocess
+    template = write_template(p.data, paths, paths.template)
     counts, protocols, meta = {}, {}, {}
     t0 = time.perf_counter()
-    for name in splits_to_prepare(params):
-        info = write_split(resolve_path(f"data/prep/{name}", root), load_split(name, params, root), size, depth_range, pad)
+    for name in splits_to_prepare(p):
+        info = write_split(paths.prep_split(name), load_split(name, p, paths), pp.input_size, pp.depth_range, pp.pad)
         counts[name], protocols[name], meta[name] = info["n"], info["protocol"], info
     return {"samples": counts, "protocols": protocols, "template": template,
             "images_per_s": round(sum(counts.values()) / max(1e-9, time.perf_counter() - t0), 1), "splits": meta}

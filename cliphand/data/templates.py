@@ -7,33 +7,27 @@ from pathlib import Path
 
 import numpy as np
 
-from cliphand.paths import resolve_path
-from cliphand.errors import DataError
+from cliphand.config import Data
+from cliphand.paths import Paths
 from cliphand.io import save_npz
 from cliphand.hand.template import read_template
 
 
-def write_template(params: dict, root: Path, out: Path) -> dict:
+def write_template(data: Data, paths: Paths, out: Path) -> dict:
     """Write the template of ``data.template`` to ``out`` (verts (V,3) f32 m, joints (21,3) f32 m, faces
-    (F,3) i32) and return a summary ``{kind, vertices, faces}``.
+    (F,3) i32): the synthetic hand's (``data/synth/template.npz``) or the mean MANO hand of ``data.mano_path``
+    (the schema requires it with ``template: mano``). Returns a summary ``{kind, vertices, faces}``.
 
     Raises:
-        DataError: an unknown kind, a missing ``data/synth/template.npz`` or MANO file.
+        DataError: a missing ``data/synth/template.npz`` or MANO file.
     """
-    data = params.get("data") or {}
-    kind = data.get("template", "synth")
-    if kind == "synth":
-        tpl = read_template(resolve_path("data/synth/template.npz", root))
-        verts, joints, faces = tpl["verts"], tpl["joints"], tpl["faces"]
-    elif kind == "mano":
+    if data.template == "synth":
+        tpl = read_template(paths.synth_template)
+    else:
         from cliphand.hand.mano import mano_template
 
-        if not data.get("mano_path"):
-            raise DataError("params.yaml: data.template is 'mano' but data.mano_path is not set (your MANO_RIGHT.pkl)")
-        tpl = mano_template(resolve_path(data["mano_path"], root))
-        verts, joints, faces = tpl["verts"], tpl["joints"], tpl["faces"]
-    else:
-        raise DataError(f"params.yaml: data.template = {kind!r}; expected 'synth' or 'mano'")
+        tpl = mano_template(paths.resolve(data.mano_path))
+    verts, joints, faces = tpl["verts"], tpl["joints"], tpl["faces"]
     save_npz(out, verts=np.asarray(verts, np.float32), joints=np.asarray(joints, np.float32),
              faces=np.asarray(faces, np.int32))
-    return {"kind": kind, "vertices": int(len(verts)), "faces": int(len(faces))}
+    return {"kind": data.template, "vertices": int(len(verts)), "faces": int(len(faces))}

@@ -58,6 +58,13 @@ def load_weights(path: str | Path) -> dict:
     return ckpt
 
 
+def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load the tensors of ``state`` whose names and shapes ``model`` has (strict=False); the rest of the
+    model keeps its weights: the heads a pretrained checkpoint lacks, the text adapters of a run without CLIP."""
+    own = model.state_dict()
+    model.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
+
+
 def load_checkpoint(path: str | Path, model_cfg_override: dict | None = None) -> tuple[CLIPHand3D, dict]:
     """Rebuild the model of a checkpoint.
 
@@ -73,9 +80,7 @@ def load_checkpoint(path: str | Path, model_cfg_override: dict | None = None) ->
     ckpt = load_weights(path)
     cfg = {**ckpt["model_cfg"], **(model_cfg_override or {})}
     model = build_model(cfg, ckpt["template"])
-    own = model.state_dict()
-    weights = {k: v for k, v in ckpt["model"].items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(weights, strict=False)
+    load_matching(model, ckpt["model"])
     model.eval()
     ckpt["model_cfg"] = cfg
     return model, ckpt

@@ -6,6 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cliphand.config import heatmap_upsampling
+
 
 def lixel_centres(size: int, device=None, dtype=None) -> torch.Tensor:
     """Normalised coordinate of each lixel's centre: ``(i + 0.5) / size`` for i = 0..size-1, shape (size,).
@@ -75,8 +77,8 @@ class JointRegressor(nn.Module):
         if stride == 16 and c3 is None:
             raise ValueError("JointRegressor with stride 16 needs the channels of (F3, F4)")
         base = feat_size * (32 // stride)
-        ratio = heatmap_size // max(base, 1)
-        if base < 1 or ratio * base != heatmap_size or ratio & (ratio - 1):
+        ratio = heatmap_upsampling(base, heatmap_size)
+        if ratio is None:
             raise ValueError(f"model.heatmap_size ({heatmap_size}) must be input_size/{stride} ({base}) times a "
                              f"power of two")
         self.heatmap_size, self.num_joints, self.channels, self.stride = heatmap_size, num_joints, channels, stride

@@ -3,7 +3,7 @@
 Usage in ``stages/<name>.py``::
 
     with stage_context("pretrain") as st:
-        ...                                  # call the library with st.params, st.path(...)
+        run_pretrain(st.cfg, st.paths, st.paths.pretrain_model)  # the checked settings, the pipeline's files
         st.finish({"val_mpjpe_mm": 12.3})    # writes data/metrics/pretrain.json with wall_s
 """
 
@@ -19,11 +19,11 @@ from typing import Any, Iterator
 from cliphand import distributed
 
 from cliphand.pipeline import tracking
-from cliphand.paths import repo_root, resolve_path
+from cliphand.paths import Paths, repo_root
 from cliphand.profiles import load_params
 from cliphand.environment import environment
 from cliphand.io import save_json
-from cliphand.config import validate
+from cliphand.config import Params, validate
 
 
 @dataclass
@@ -32,19 +32,15 @@ class StageContext:
     ``main`` is False on every rank but 0, whose ``run`` logs nothing and whose :meth:`finish` writes nothing)."""
 
     name: str
-    root: Path
-    params: dict
+    cfg: Params
+    paths: Paths
     run: tracking.Run
     main: bool = True
     t0: float = field(default_factory=time.perf_counter)
 
-    def path(self, rel: str | Path) -> Path:
-        """A path from params or a literal, relative to the repository root."""
-        return resolve_path(rel, self.root)
-
     def finish(self, metrics: dict[str, Any] | None = None, metrics_path: str | Path | None = None) -> dict:
         """Add ``wall_s`` and the machine (``env``: CPU model, vector capability, torch threads) to ``metrics``,
-        write them (default ``data/metrics/<stage>.json``), log them to MLflow and return them."""
+        write them (default :meth:`cliphand.paths.Paths.metrics` of the stage), log them to MLflow and return them."""
         metrics = dict(metrics or {})
         if not self.main:
             return metrics
@@ -52,7 +48,7 @@ class StageContext:
         env = environment()
         metrics["env"] = {k: env[k] for k in ("cpu_model", "cpu_capability", "cpu_threads", "device")}
         self.run.set_tags({f"env.{k}": v for k, v in metrics["env"].items()})
-        path = self.path(metrics_path or f"data/metrics/{self.name.replace('@', '_')}.json")
+        path = Path(metrics_path) if metrics_path else self.paths.metrics(self.name)
         save_json(path, metrics)
         self.run.log_metrics(metrics)
         self.run.log_artifact(path)
@@ -72,19 +68,19 @@ def stage_context(name: str, parent: str | None = None, data_parallel: bool = Fa
     """
     root = repo_root()
     params = load_params(root / "params.yaml")
-    validate(params, str(root / "params.yaml"))
+    cfg = validate(params, str(root / "params.yaml"))
+    paths = Paths(root)
     world = distributed.World()
     if data_parallel:
-        cfg = params["distributed"]
-        status = distributed.relaunch(sys.argv[0], cfg)
+        status = distributed.relaunch(sys.argv[0], cfg.distributed)
         if status is not None:
             raise SystemExit(status)
-        world = distributed.setup(cfg["backend"], params.get("device", "cpu"))
+        world = distributed.setup(cfg.distributed.backend, cfg.device)
     try:
         if world.main:
             with tracking.stage_run(name, params, parent=parent, root=root) as run:
-                yield StageContext(name=name, root=root, params=params, run=run)
+                yield StageContext(name=name, cfg=cfg, paths=paths, run=run)
         else:
-            yield StageContext(name=name, root=root, params=params, run=tracking.Run(), main=False)
+            yield StageContext(name=name, cfg=cfg, paths=paths, run=tracking.Run(), main=False)
     finally:
         distributed.teardown()  # a no-op unless this process joined a process group

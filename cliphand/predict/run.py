@@ -20,8 +20,9 @@ from cliphand.predict.inputs import (downscale_record, file_stems, folder_images
                                      require_pyav, video_frames)
 from cliphand.predict.outputs import write_prediction
 from cliphand.predict.prediction import predict_image
+from cliphand.paths import Paths
 
-DEFAULT_CHECKPOINT = Path("data/models/finetune.pt")
+DEFAULT_CHECKPOINT = Paths(Path(".")).finetune_model
 
 
 def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",

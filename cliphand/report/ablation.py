@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from cliphand.config import Params
 from cliphand.defaults import MODEL_SWITCHES
 from cliphand.report.document import Document
 from cliphand.report.markdown import DASH, fmt, md_table
@@ -70,29 +71,27 @@ def _ours_cells(m: dict | None, status: str, splits: Sequence[str], ref: dict | 
     return cells
 
 
-def ablation_section(doc: Document, params: dict, inp: dict) -> None:
-    """The '## Ablations' section from ``params['ablate']`` and the rows' metrics (``inp['ablate']``)."""
+def ablation_section(doc: Document, p: Params, inp: dict) -> None:
+    """The '## Ablations' section from ``p.ablate`` and the rows' metrics (``inp['ablate']``)."""
     doc.add("## Ablations", "")
-    ab = params.get("ablate", {})
-    runs = ab.get("runs") or {}
-    if not runs:
-        doc.miss("`ablate.runs` in params.yaml (no ablation rows configured)")
-        return
+    ab = p.ablate
+    # each row's own settings as written in params.yaml (the schema requires the reference row 'full')
+    runs = {r: row.model_dump(exclude_unset=True) if row is not None else {} for r, row in ab.runs.items()}
     settings = {}
     for row, over in runs.items():
-        base = {"epochs": ab.get("epochs"), "batch_size": ab.get("batch_size"), "n_joints": ab.get("n_joints"),
-                "n_train": ab.get("n_train"), **(over or {})}
+        base = {"epochs": ab.epochs, "batch_size": ab.batch_size, "n_joints": ab.n_joints, "n_train": ab.n_train,
+                **over}
         m = inp["ablate"].get(row)
         settings[row] = {**base, **((m or {}).get("settings") or {})}
     present = [r for r in runs if inp["ablate"].get(r) is not None]
     absent = [r for r in runs if inp["ablate"].get(r) is None]
     ft = inp["stages"].get("finetune") or {}
-    ft_epochs = ft.get("epochs", params.get("finetune", {}).get("epochs"))
+    ft_epochs = ft.get("epochs", p.finetune.epochs)
     n_train = ((inp["stages"].get("preprocess") or {}).get("samples") or {}).get("train")
     ep = sorted({settings[r].get("epochs") for r in runs} - {None})
     nt = sorted({settings[r].get("n_train") for r in runs} - {None})
     frozen = sorted({bool(settings[r].get("freeze_backbone")) for r in runs})
-    ft_n = ft.get("n_train", params.get("finetune", {}).get("n_train")) or n_train
+    ft_n = ft.get("n_train", p.finetune.n_train) or n_train
     how = ("with the visual encoder frozen (only the joint regressor, the CLIP head and the mesh regressor learn)"
            if frozen == [True] else "end to end" if frozen == [False] else "with or without a frozen visual encoder")
     doc.add(f"**The ablation schedule is shorter than the main run**: each row is finetuned from the shared "
@@ -104,7 +103,7 @@ def ablation_section(doc: Document, params: dict, inp: dict) -> None:
             "every row is a full 200-epoch training.", "")
     for r in absent:
         doc.miss(f"ablation row `{r}` (`data/ablate/{r}/metrics.json`; stage ablate@{r} not run)")
-    splits = [x for x in (ab.get("eval_on") or []) if x != "val"] or list(ab.get("eval_on") or [])
+    splits = [x for x in ab.eval_on if x != "val"] or list(ab.eval_on)
     head = [f"ours {x}: {c}" for x in splits for c, _, _ in ABL_COLS]
     kinds = {r: _row_kind({k: v for k, v in (runs[r] or {}).items() if k != "seeds"}) for r in runs}
     full_row = next((r for r in runs if kinds[r] == "full" and inp["ablate"].get(r)), None)
@@ -153,7 +152,7 @@ def ablation_section(doc: Document, params: dict, inp: dict) -> None:
                f"deviations of the full model's seed noise ({len(ref['seeds'])} seeds): not a measured effect."
                if ref else "no seed noise is measured (the full model ran with one seed), so no difference is "
                            "marked as within noise."), "")
-    clip_claim_section(doc, params, inp["ablate"])
+    clip_claim_section(doc, p, inp["ablate"])
     other = [r for r in runs if kinds[r] == "other"]
     if other:
         doc.add("### Other rows", "")

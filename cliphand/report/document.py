@@ -6,17 +6,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cliphand.paths import Paths
+
 
 class Document:
     """Markdown lines plus the list of missing inputs and of the figures shown.
 
     Args:
-        root: repository root (paths in the text are written relative to it, see :meth:`rel`).
+        paths: the pipeline's files (paths in the text are written relative to its root, see :meth:`rel`).
         out_md: the markdown file being written (figure links are relative to its folder).
     """
 
-    def __init__(self, root: Path, out_md: Path):
-        self.root, self.out_md, self.lines, self.missing, self.figures = root, out_md, [], [], []
+    def __init__(self, paths: Paths, out_md: Path):
+        self.paths, self.out_md, self.lines, self.missing, self.figures = paths, out_md, [], [], []
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
@@ -28,7 +30,7 @@ class Document:
 
     def rel(self, path: Path) -> str:
         try:
-            return Path(path).resolve().relative_to(self.root.resolve()).as_posix()
+            return Path(path).resolve().relative_to(self.paths.root.resolve()).as_posix()
         except ValueError:
             return str(path)
 

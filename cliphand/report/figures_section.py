@@ -11,21 +11,22 @@ import numpy as np
 from cliphand.errors import DataError
 from cliphand.evaluate.inference import model_lixels, model_logits
 from cliphand.model.checkpoint import load_weights
-from cliphand.paths import resolve_path
+from cliphand.config import Params
+from cliphand.paths import Paths
 from cliphand.report.document import Document
 from cliphand.report.figures import fig_heatmaps, fig_logits, fig_overlays, fig_pck, fig_training
 from cliphand.report.markdown import fmt
 
 
-def figures_section(doc: Document, root: Path, params: dict, inp: dict, fig_dir: Path, model,
+def figures_section(doc: Document, p: Params, paths: Paths, inp: dict, fig_dir: Path, model,
                     ckpt: dict | None) -> None:
     """Draw the figures into ``fig_dir`` and add them to ``doc``; ``model``/``ckpt``: the finetuned model and
     its checkpoint (None when ``data/models/finetune.pt`` is absent)."""
     doc.add("## Figures", "")
     # PCK curves (paper Fig. 7)
-    curves = {b: p for b, p in inp["preds"].items() if p is not None and "curve_pa_pck_0_50" in p}
-    for b, p in inp["preds"].items():
-        if p is None:
+    curves = {b: pr for b, pr in inp["preds"].items() if pr is not None and "curve_pa_pck_0_50" in pr}
+    for b, pr in inp["preds"].items():
+        if pr is None:
             doc.miss(f"PCK curves of {b} (`data/eval/{b}/predictions.npz` not found)")
         elif b not in curves:
             doc.miss(f"PCK curves of {b} (`data/eval/{b}/predictions.npz` holds no curve_* arrays)")
@@ -34,8 +35,7 @@ def figures_section(doc: Document, root: Path, params: dict, inp: dict, fig_dir:
                  "3D PCK curves, 0-50 mm (paper Fig. 7)")
     meta = (ckpt or {}).get("meta", {})
     # logit matrices (paper Fig. 4/10)
-    bench_text = {b: v for b, v in (params.get("evaluate", {}).get("benchmarks") or {}).items()
-                  if isinstance(v, dict) and v.get("text")}
+    bench_text = {b: v for b, v in p.evaluate.benchmarks.items() if v.text}
     if model is None:
         doc.miss("`data/models/finetune.pt` (logit matrices, joint heatmaps)")
     else:
@@ -43,19 +43,18 @@ def figures_section(doc: Document, root: Path, params: dict, inp: dict, fig_dir:
         if spec is None:
             doc.miss("a benchmark with text in `evaluate.benchmarks` (logit matrices)")
         else:
-            n_joints = int(meta.get("n_joints", params.get("text", {}).get("n_joints", 21)))
-            prep = resolve_path(f"data/prep/{spec['data']}", root)
-            text = resolve_path(f"data/text/{spec['text']}_n{n_joints}.npz", root)
+            n_joints = int(meta.get("n_joints", p.text.n_joints))
+            prep, text = paths.prep_split(spec.data), paths.text_cache(spec.text, n_joints)
             try:
                 logits = model_logits(model, prep, text, 16)
             except DataError as exc:
                 doc.miss(f"logit matrices: {exc}")
             else:
                 doc.show(fig_logits(logits, fig_dir / "logit_matrices.png"),
-                         f"Logit matrices M_lr, M_tb, M_nf of the first {logits.shape[1]} {spec['data']} images and "
+                         f"Logit matrices M_lr, M_tb, M_nf of the first {logits.shape[1]} {spec.data} images and "
                          "their prompts, softmax over prompts per image (paper Fig. 4/10)")
     # joint heatmaps (paper Fig. 9) on real photos
-    real_dir = resolve_path("data/prep/realworld", root)
+    real_dir = paths.prep_split("realworld")
     real = None
     if (real_dir / "images.npy").is_file():
         from cliphand.data.preprocess import load_prepared
@@ -66,15 +65,14 @@ def figures_section(doc: Document, root: Path, params: dict, inp: dict, fig_dir:
         n = len(real["images"])
         idx = np.unique(np.linspace(0, n - 1, min(3, n)).round().astype(int))
         lix = model_lixels(model, real["images"][idx])
-        dr = float(meta.get("depth_range", params.get("preprocess", {}).get("depth_range", 0.3)))
+        dr = float(meta.get("depth_range", p.preprocess.depth_range))
         doc.show(fig_heatmaps(np.asarray(real["images"][idx]), lix, dr, fig_dir / "joint_heatmaps.png",
                               titles=[f"photo {i}" for i in idx]),
                  f"1D lixel heatmaps along x, y, z and their outer product p_y ⊗ p_x on real photos {idx.tolist()} "
                  "(wrist, thumb tip, index tip, little tip; paper Fig. 9)")
     # training curves
     hist = {}
-    for phase in ("pretrain", "finetune"):
-        path = resolve_path(f"data/models/{phase}.pt", root)
+    for phase, path in (("pretrain", paths.pretrain_model), ("finetune", paths.finetune_model)):
         if phase == "finetune" and ckpt is not None:
             hist[phase] = ckpt.get("meta", {}).get("history", [])
         elif path.is_file():
@@ -89,7 +87,7 @@ def figures_section(doc: Document, root: Path, params: dict, inp: dict, fig_dir:
                  "Training curves (per-epoch means, checkpoint history)")
     # predictions over the real photos
     pred = inp["preds"].get("realworld")
-    k = int(params.get("report", {}).get("overlays", 8))
+    k = p.report.overlays
     if pred is None:
         doc.miss("`data/eval/realworld/predictions.npz` (prediction overlays)")
     elif real is not None and k > 0:

@@ -45,7 +45,7 @@ def main_section(doc: Document, inp: dict) -> None:
                 "root-relative MPJPE column).", "")
         doc.add("Other conventions (same predictions):", "")
         doc.add(md_table(["benchmark"] + [c for c, _, _ in EXTRA_COLS], extra), "")
-    realworld_vs_peer(doc, doc.root, inp["evals"], inp["preds"])
+    realworld_vs_peer(doc, doc.paths, inp["evals"], inp["preds"])
     doc.add("### Published figures (not comparable: other data)", "",
             "FreiHAND test set, quoted from the papers (NOTES §6); our models are trained on synthetic renders "
             "and tested on other images, so these are context only.", "")

@@ -16,6 +16,7 @@ import numpy as np
 
 from cliphand.evaluate import metrics as M
 from cliphand.io import read_json, read_npz
+from cliphand.paths import Paths
 from cliphand.report.markdown import DASH, fmt, md_table
 
 PAPER_TABLE6_MS = {"pose_features": 6.59, "mesh_regressor": 6.31}  # NOTES §5: RTX 2080 Ti, no synchronize
@@ -29,9 +30,9 @@ def _spread(stats: dict | None) -> str:
     return f"{fmt(stats.get('median_ms'), 2)} [{fmt(stats.get('p10_ms'), 1)}–{fmt(stats.get('p90_ms'), 1)}]"
 
 
-def _ours_on_subset(root: Path, preds: dict | None, peer_preds: dict | None) -> dict | None:
+def _ours_on_subset(paths: Paths, preds: dict | None, peer_preds: dict | None) -> dict | None:
     """Our real-world metrics restricted to the images MediaPipe found a hand in (matched by label id)."""
-    labels = read_npz(root / "data" / "prep" / "realworld" / "labels.npz")
+    labels = read_npz(paths.prep_split("realworld") / "labels.npz")
     if preds is None or peer_preds is None or labels is None or "ids" not in labels:
         return None
     found = set(np.asarray(peer_preds["ids"])[np.asarray(peer_preds["detected"], bool)].tolist())
@@ -48,12 +49,11 @@ REAL_COLS = [("PA-MPJPE (mm)", "pa_mpjpe_mm", 2), ("MPJPE root-rel. (mm), Ge et 
              ("AUC 0-50 (PA)", "auc_0_50", 3)]
 
 
-def realworld_vs_peer(doc, root: Path, evals: dict, preds: dict) -> None:
+def realworld_vs_peer(doc, paths: Paths, evals: dict, preds: dict) -> None:
     """The main comparison on Ge et al.'s real photos: our model (PyTorch and ONNX Runtime) and MediaPipe
     Hands, each with accuracy and ms per image (batch 1) on this machine."""
-    root = Path(root)
-    bench = read_json(root / "data" / "metrics" / "benchmark.json")
-    peer = read_json(root / "data" / "metrics" / "peer_mediapipe.json")
+    bench = read_json(paths.metrics("benchmark"))
+    peer = read_json(paths.metrics("peer_mediapipe"))
     ours = evals.get("realworld")
     doc.add("### Main table on the real photos: ours vs MediaPipe Hands (accuracy and ms/image on this machine)", "")
     if ours is None:
@@ -76,8 +76,7 @@ def realworld_vs_peer(doc, root: Path, evals: dict, preds: dict) -> None:
         rows.append([f"MediaPipe Hands ({peer.get('version', '?')})", "full photo (palm detector + landmarks)",
                      f"{peer.get('n_detected')}/{peer.get('n_images')} detected"]
                     + [fmt(peer.get(k), d) for _, k, d in REAL_COLS] + [_spread(peer.get("ms"))])
-        subset = _ours_on_subset(root, preds.get("realworld"), read_npz(root / "data" / "peers" / "mediapipe"
-                                                                          / "predictions.npz"))
+        subset = _ours_on_subset(paths, preds.get("realworld"), read_npz(paths.peer_mediapipe / "predictions.npz"))
     doc.add(md_table(["method", "input", "n scored"] + [c for c, _, _ in REAL_COLS]
                      + ["ms/image, batch 1: median [p10–p90]"], rows), "")
     if peer is None:
@@ -97,10 +96,9 @@ def realworld_vs_peer(doc, root: Path, evals: dict, preds: dict) -> None:
     doc.add(" ".join(notes), "")
 
 
-def speed_section(doc, root: Path) -> None:
+def speed_section(doc, paths: Paths) -> None:
     """Table 6 on this machine for each benchmarked model, ONNX parity and latency, and pipeline speed."""
-    root = Path(root)
-    bench = read_json(root / "data" / "metrics" / "benchmark.json")
+    bench = read_json(paths.metrics("benchmark"))
     doc.add("## Speed (Table 6 on this machine)", "")
     if bench is None:
         doc.miss("`data/metrics/benchmark.json` (benchmark stage not run)")

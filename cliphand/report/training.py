@@ -12,6 +12,8 @@ import torch
 from matplotlib.figure import Figure
 from scipy import stats as sstats
 
+from cliphand.config import Augment, Params
+from cliphand.paths import Paths
 from cliphand.data.augment import geometric_view, style
 from cliphand.data.crop_stats import augmented_uvd, box_statistics, coverage, summary
 from cliphand.data.loader import PreparedSet
@@ -41,7 +43,7 @@ def fig_montage(train: np.ndarray, real: np.ndarray, path: Path, cols: int = 8) 
     return path
 
 
-def training_views(train: PreparedSet, aug: dict, k: int, seed: int = 0) -> np.ndarray:
+def training_views(train: PreparedSet, aug: Augment, k: int, seed: int = 0) -> np.ndarray:
     """``k`` training crops through the pretraining augmentation (appearance and geometry), (k, S, S, 3) uint8."""
     gen = torch.Generator().manual_seed(seed)
     idx = np.random.default_rng(seed).choice(len(train), size=min(k, len(train)), replace=False)
@@ -50,20 +52,19 @@ def training_views(train: PreparedSet, aug: dict, k: int, seed: int = 0) -> np.n
     return (x.permute(0, 2, 3, 1).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
 
 
-def data_look_section(doc, root: Path, params: dict, fig_dir: Path, show) -> None:
+def data_look_section(doc, p: Params, paths: Paths, fig_dir: Path) -> None:
     """Montage of training vs real crops and the crop-scale statistics of both."""
-    prep = root / "data" / "prep"
     doc.add("### Training crops beside real crops", "")
-    if not (prep / "train" / "labels.npz").is_file() or not (prep / "realworld" / "labels.npz").is_file():
+    train_dir, real_dir = paths.prep_split("train"), paths.prep_split("realworld")
+    if not (train_dir / "labels.npz").is_file() or not (real_dir / "labels.npz").is_file():
         doc.miss("`data/prep/train` or `data/prep/realworld` (training-vs-real montage)")
         return
-    train, real = PreparedSet(prep / "train"), PreparedSet(prep / "realworld")
-    aug = params["augment"]
-    views = training_views(train, aug, 16, seed=int(params.get("seed", 0)))
+    train, real = PreparedSet(train_dir), PreparedSet(real_dir)
+    views = training_views(train, p.augment, 16, seed=p.seed)
     pick = np.linspace(0, len(real) - 1, 16).round().astype(int)
-    show(fig_montage(views, real.images[pick], fig_dir / "train_vs_real.png"),
-         "Synthetic training crops (after the pretraining augmentation) and real photos")
-    st_train = box_statistics(augmented_uvd(train.labels["uvd"], aug, seed=int(params.get("seed", 0))))
+    doc.show(fig_montage(views, real.images[pick], fig_dir / "train_vs_real.png"),
+             "Synthetic training crops (after the pretraining augmentation) and real photos")
+    st_train = box_statistics(augmented_uvd(train.labels["uvd"], p.augment, seed=p.seed))
     st_real = box_statistics(real.labels["uvd"])
     s_t, s_r, cov = summary(st_train), summary(st_real), coverage(st_train, st_real)
     names = {"side": "hand box side / crop side", "cx": "box centre x offset / crop side",
@@ -72,17 +73,17 @@ def data_look_section(doc, root: Path, params: dict, fig_dir: Path, show) -> Non
              f"{fmt(s_r[k]['p5'], 3)} – {fmt(s_r[k]['p50'], 3)} – {fmt(s_r[k]['p95'], 3)}", f"{cov[k]:.1%}"]
             for k in names]
     doc.add("Where the hand sits in the model input (the 21 joints' 2D box; percentiles 5 – 50 – 95). Training: the "
-            f"prepared synthetic crops ({len(train)}, square of {params['preprocess']['pad']} × the joints' box) "
+            f"prepared synthetic crops ({len(train)}, square of {p.preprocess.pad} × the joints' box) "
             "through the pretraining augmentation (rotation, scale, shift); real: the real-world set's own dataset "
             f"crops ({len(real)} photos, the whole 256 × 256 image; no box from the ground truth).", "",
             md_table(["statistic", "training p5 – p50 – p95", "real p5 – p50 – p95",
                       "real crops inside the training p1–p99 range"], rows), "")
 
 
-def experiment_log_section(doc, root: Path) -> None:
-    """The recipe search (``reports/experiment_log.csv``, written by ``cliphand experiments collect``)."""
+def experiment_log_section(doc, log_csv: Path) -> None:
+    """The recipe search (``log_csv``: ``reports/experiment_log.csv``, written by ``cliphand experiments collect``)."""
     doc.add("## Experiment log (recipe search)", "")
-    rows = read_csv(root / "reports" / "experiment_log.csv")
+    rows = read_csv(log_csv)
     if not rows:
         doc.miss("`reports/experiment_log.csv` (run `cliphand experiments collect`)")
         return
@@ -124,7 +125,7 @@ def welch_interval(a, b, conf: float = 0.95) -> dict[str, float]:
     return {"diff": diff, "lo": diff - half, "hi": diff + half, "df": float(df), "n_a": len(a), "n_b": len(b)}
 
 
-def clip_claim_section(doc, params: dict, ablate: dict) -> dict:
+def clip_claim_section(doc, p: Params, ablate: dict) -> dict:
     """Does the CLIP loss help? ``no_clip`` minus ``full`` PA-MPJPE over their seeds, per evaluation split, with
     a 95 % Welch interval; a positive difference means the CLIP loss lowers the error."""
     doc.add("### The paper's claim: does the CLIP loss help?", "")
@@ -133,7 +134,7 @@ def clip_claim_section(doc, params: dict, ablate: dict) -> dict:
         doc.miss("`data/ablate/full` and `data/ablate/no_clip` metrics (CLIP claim)")
         return {}
     out, rows = {}, []
-    for split in params["ablate"]["eval_on"]:
+    for split in p.ablate.eval_on:
         if split == "val":
             continue
         a = [s[split]["pa_mpjpe_mm"] for s in (full.get("per_seed") or {}).values() if split in s]
@@ -170,14 +171,14 @@ def _cell(value, target: float, lower_is_better: bool, nd: int = 2) -> list[str]
     return [fmt(value, nd), "**met**" if ok else f"missed by {abs(value - target):.{nd}f}"]
 
 
-def targets_section(doc, root: Path, inp: dict, total_wall_s: float | None) -> None:
+def targets_section(doc, paths: Paths, inp: dict, total_wall_s: float | None) -> None:
     """Issue 9's targets beside what this run measured (every value read from the pipeline's files)."""
     from cliphand.io import read_json
 
     doc.add("## Targets of issue 9", "")
     real, test = inp["evals"].get("realworld") or {}, inp["evals"].get("test") or {}
-    bench = read_json(root / "data" / "metrics" / "benchmark.json") or {}
-    peer = read_json(root / "data" / "metrics" / "peer_mediapipe.json") or {}
+    bench = read_json(paths.metrics("benchmark")) or {}
+    peer = read_json(paths.metrics("peer_mediapipe")) or {}
     onnx_ms = (((bench.get("models") or {}).get("default") or {}).get("onnx") or {}).get("latency", {}).get("whole", {})
     peer_ms = (peer.get("ms") or {}).get("median_ms") if isinstance(peer.get("ms"), dict) else None
     full = inp["ablate"].get("full") or {}

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cliphand.paths import resolve_path
+from cliphand.config import Params
+from cliphand.paths import Paths
 from cliphand.errors import DataError
 from cliphand.io import save_npz
 from cliphand.text import prompts as P
@@ -142,7 +143,7 @@ def load_text_cache(path: str | os.PathLike, expected_n: int | None = None,
             "template": str(d["template"]), "seed": int(d["seed"]), "n_joints": N}
 
 
-def embed_splits(params: dict, root: Path) -> dict:
+def embed_splits(p: Params, paths: Paths) -> dict:
     """Encode the per-axis joint-order prompts (paper §3.1) of the train/val/test splits once with the frozen
     text encoder → ``data/text/<split>_n<N>.npz``.
 
@@ -152,21 +153,20 @@ def embed_splits(params: dict, root: Path) -> dict:
     the samples that are finetuned on (the first ``finetune.n_train`` / ``ablate.n_train``; pretraining uses no
     text); val/test caches for ``text.n_joints``.
     """
-    text, ab = params["text"], params["ablate"]
-    main_n = int(text["n_joints"])
-    ns = sorted({main_n, int(ab["n_joints"])} | {int(r["n_joints"]) for r in ab["runs"].values() if r and "n_joints" in r})
+    text, ab = p.text, p.ablate
+    main_n = text.n_joints
+    ns = sorted({main_n, ab.n_joints} | {r.n_joints for r in ab.runs.values() if r is not None and r.n_joints})
     encoder = build_encoder(text)
     # the train caches cover only what is finetuned on: the first finetune.n_train samples (pretraining needs
     # no text), the first ablate.n_train for the ablation-only N values
-    ft_n, ab_n = params["finetune"].get("n_train"), ab.get("n_train")
-    main_limit = None if ft_n is None or ab_n is None else max(int(ft_n), int(ab_n))
+    ft_n, ab_n = p.finetune.n_train, ab.n_train
+    main_limit = None if ft_n is None or ab_n is None else max(ft_n, ab_n)
     jobs = [("train", n, main_limit if n == main_n else ab_n) for n in ns] + [("val", main_n, None),
                                                                               ("test", main_n, None)]
     metrics = {"encoder": encoder.fingerprint(), "n_values": ns}
     for split, n, limit in jobs:
-        joints = np.load(resolve_path(f"data/prep/{split}", root) / "labels.npz")["joints"][:None if limit is None else int(limit)]
-        cache = build_text_cache(joints, n, int(params["seed"]), encoder, {"template": text.get("template", "auto")},
-                                 batch_size=int(text.get("batch_size", 64)))
-        save_text_cache(resolve_path(f"data/text/{split}_n{int(n)}.npz", root), cache)
+        joints = np.load(paths.prep_split(split) / "labels.npz")["joints"][:limit]
+        cache = build_text_cache(joints, n, p.seed, encoder, {"template": text.template}, batch_size=text.batch_size)
+        save_text_cache(paths.text_cache(split, n), cache)
         metrics[f"{split}_n{n}"] = {"samples": int(len(cache["prompts"])), "feature_shape": list(cache["feats"].shape[2:])}
     return metrics

@@ -21,7 +21,7 @@ Two encoders:
   ``features='pooled'`` only (L = 1): the unit-length EOT-token embedding after the text projection.
   No CLIP weights can be downloaded here: pass a local checkpoint file.
 
-``build_encoder(cfg)`` builds one from the ``text`` group of params.yaml.
+``build_encoder(text)`` builds one from the ``text`` settings of params.yaml.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cliphand.config import Text
 from cliphand.errors import DataError
 from cliphand.text import prompts as P
 
@@ -246,26 +247,16 @@ def _sha256_file(path) -> str:
     return h.hexdigest()
 
 
-def build_encoder(cfg: dict) -> TextEncoder:
-    """Build the text encoder named by params: the ``text`` group or a dict holding one.
-
-    Keys: ``encoder`` ('minilm' default | 'open_clip'), ``features`` ('joints' | 'pooled'; default
-    'joints' for minilm, 'pooled' for open_clip), ``open_clip_model`` ('ViT-B-32'),
-    ``open_clip_pretrained`` ('openai', a file path, or null for random weights), ``batch_size`` (64),
-    ``device`` ('cpu'). Raises ValueError for an unknown encoder.
-    """
-    cfg = dict(cfg.get("text", cfg) if isinstance(cfg.get("text"), dict) else cfg)
-    kind = cfg.get("encoder", "minilm")
-    bs = int(cfg.get("batch_size", 64))
-    device = cfg.get("device", "cpu")
-    if kind == "minilm":
-        return MiniLMEncoder(features=cfg.get("features", "joints"), device=device, batch_size=bs)
-    if kind == "open_clip":
-        return OpenCLIPEncoder(model_name=cfg.get("open_clip_model", "ViT-B-32"),
-                               pretrained=cfg.get("open_clip_pretrained", "openai"),
-                               features=cfg.get("features", "pooled"), device=device, batch_size=bs,
-                               allow_download=bool(cfg.get("allow_download", False)))
-    raise ValueError(f"unknown text encoder {kind!r}; expected 'minilm' or 'open_clip' (params text.encoder)")
+def build_encoder(text: Text, device: str = "cpu") -> TextEncoder:
+    """Build the text encoder of the ``text`` settings (:class:`cliphand.config.Text`): MiniLM (``encoder:
+    minilm``, per-joint token or pooled features) or an open_clip CLIP text tower (``open_clip_model``,
+    ``open_clip_pretrained``: a hub tag, a local file, or null for random weights), encoding ``batch_size``
+    prompts at a time on ``device``."""
+    if text.encoder == "minilm":
+        return MiniLMEncoder(features=text.features, device=device, batch_size=text.batch_size)
+    return OpenCLIPEncoder(model_name=text.open_clip_model, pretrained=text.open_clip_pretrained,
+                           features=text.features, device=device, batch_size=text.batch_size,
+                           allow_download=text.allow_download)
 
 
 def _pair_stats(x: np.ndarray) -> dict:

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from cliphand import distributed
 from cliphand.train import losses as L
+from cliphand.train.settings import TrainRun
 from cliphand.io import fingerprint
 from cliphand.data.augment import apply_affine_uvd, geometric_view, normalise, style
 from cliphand.data.loader import PreparedSet
@@ -57,38 +58,34 @@ def _float_outputs(out: dict) -> dict:
 PRETRAINED_MODULES = ("backbone.", "joint_regressor.")
 
 
-def make_optimizer(model: torch.nn.Module, cfg: dict, steps_per_epoch: int):
-    """AdamW (``cfg['lr']``, ``cfg['weight_decay']``) and a per-step learning-rate schedule.
+def make_optimizer(model: torch.nn.Module, run: TrainRun, steps_per_epoch: int):
+    """AdamW (``run.lr``, ``run.weight_decay``) and a per-step learning-rate schedule.
 
-    ``cfg['pretrained_lr_mult']`` (default 1) scales the learning rate of the modules that a finetune takes
+    ``run.pretrained_lr_mult`` scales the learning rate of the modules that a finetune takes
     from pretraining (:data:`PRETRAINED_MODULES`); the new heads (mesh regressor, CLIP head) learn at ``lr``.
     Fine-tuning the pretrained encoder and joint regressor at the new heads' rate undoes part of the
     pretraining (measured: real-dev PA-MPJPE 16.4 -> 17.7 mm over one finetune epoch at 1e-3).
 
-    ``cfg['schedule']``:
-    - ``cosine`` (default): linear warm-up from 0 over ``warmup_steps`` steps (at most a fifth of the run), then
+    ``run.schedule``:
+    - ``cosine``: linear warm-up from 0 over ``warmup_steps`` steps (at most a fifth of the run), then
       cosine decay to 0 at the last step (Loshchilov & Hutter, SGDR, 2017; as in open_clip and nanoGPT);
     - ``step`` (the paper, §4.2): x ``lr_decay`` every ``round(decay_every * epochs)`` epochs (paper: 1e-3,
       x0.25 every 50 of 200 epochs), after the same warm-up.
 
     Returns:
         (optimizer, LambdaLR scheduler stepped after every optimizer step).
-    Raises:
-        ValueError: unknown schedule.
     """
-    lr, mult = float(cfg["lr"]), float(cfg.get("pretrained_lr_mult", 1.0))
+    lr, mult = run.lr, run.pretrained_lr_mult
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     pre = [p for n, p in named if n.startswith(PRETRAINED_MODULES)]
     new = [p for n, p in named if not n.startswith(PRETRAINED_MODULES)]
     groups = [g for g in ({"params": pre, "lr": lr * mult}, {"params": new, "lr": lr}) if g["params"]]
-    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=float(cfg["weight_decay"]))
-    epochs, schedule = int(cfg["epochs"]), str(cfg.get("schedule", "cosine"))
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=run.weight_decay)
+    epochs, schedule = run.epochs, run.schedule
     total = max(1, epochs * steps_per_epoch)
-    warmup = min(int(cfg.get("warmup_steps", 0)), total // 5)
-    if schedule not in ("cosine", "step"):
-        raise ValueError(f"schedule must be 'cosine' or 'step', got {schedule!r}")
-    every = max(1, round(float(cfg.get("decay_every", 0.25)) * epochs)) * steps_per_epoch
-    decay = float(cfg.get("lr_decay", 0.25))
+    warmup = min(run.warmup_steps, total // 5)
+    every = max(1, round(run.decay_every * epochs)) * steps_per_epoch
+    decay = run.lr_decay
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -107,36 +104,34 @@ def _check_finite(terms: dict[str, torch.Tensor], where: str) -> None:
             raise TrainingError(f"non-finite loss at {where}: term '{name}' = {value.item()}")
 
 
-def pretrain_step(model, batch, cfg: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def pretrain_step(model, batch, run: TrainRun, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Loss terms of one pretraining step (random affine view, L1 on uvd joints)."""
-    aug = cfg["augment"]
+    aug = run.augment
     x, A = geometric_view(style(batch["image"], gen, aug), gen, aug)
     dev = model_device(model)
-    with _autocast(dev, cfg.get("amp", False)):
+    with _autocast(dev, run.amp):
         out = _float_outputs(model.pose_features(normalise(x).to(dev, non_blocking=True)))
     gt = apply_affine_uvd(batch["uvd"], A).to(dev)
-    w = cfg["loss"]
+    w = run.loss
     terms = {"joint": L.l1_loss(out["uvd"], gt)}
-    terms["lixel"] = L.lixel_loss(out["lixel_logits"], gt, float(w["lixel_sigma"]))
-    terms["total"] = terms["joint"] + float(w["lixel"]) * terms["lixel"]
+    terms["lixel"] = L.lixel_loss(out["lixel_logits"], gt, w.lixel_sigma)
+    terms["total"] = terms["joint"] + w.lixel * terms["lixel"]
     return terms
 
 
-def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Tensor, input_size: int,
-                  depth_range: float) -> tuple[dict[str, torch.Tensor], dict]:
-    """Loss terms of one end-to-end step over views a and b (paper §3.5).
-
-    Returns the terms (each a scalar tensor, ``total`` included) and the model outputs of view a.
-    """
-    aug, w = cfg["augment"], cfg["loss"]
+def finetune_step(model, batch, run: TrainRun, gen: torch.Generator, faces: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Loss terms of one end-to-end step over views a and b (paper §3.5): each a scalar tensor, ``total``
+    included."""
+    aug, w = run.augment, run.loss
+    input_size, depth_range = run.input_size, run.depth_range
     b = batch["image"].shape[0]
     xa = style(batch["image"], gen, aug)
     xb, A = geometric_view(style(batch["image"], gen, aug), gen, aug)
-    use_clip = bool(cfg.get("use_clip", True)) and "text" in batch and float(w["alpha4"]) > 0
+    use_clip = run.use_clip and "text" in batch and w.alpha4 > 0
     # augmentation draws from the CPU generator `gen` (reproducible on any device); the model runs on its own
     dev = model_device(model)
     text = torch.cat([batch["text"], batch["text"]]).to(dev, non_blocking=True) if use_clip else None
-    with _autocast(dev, cfg.get("amp", False)):
+    with _autocast(dev, run.amp):
         out = _float_outputs(model(normalise(torch.cat([xa, xb])).to(dev, non_blocking=True), text))
 
     uvd_gt = torch.cat([batch["uvd"], apply_affine_uvd(batch["uvd"], A)]).to(dev)
@@ -144,7 +139,7 @@ def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Te
     A = A.to(dev)
     batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items() if k in ("K", "root_depth", "verts")}
     terms = {"joint": L.l1_loss(out["uvd"], uvd_gt), "vert": L.l1_loss(out["verts"], verts_gt),
-             "lixel": L.lixel_loss(out["lixel_logits"], uvd_gt, float(w["lixel_sigma"]))}
+             "lixel": L.lixel_loss(out["lixel_logits"], uvd_gt, w.lixel_sigma)}
     coarse = out.get("verts_coarse", [])
     for pred, target in zip(coarse, model.coarse_targets(uvd_gt, verts_gt)):
         terms["vert"] = terms["vert"] + L.l1_loss(pred, target) / len(coarse)
@@ -162,12 +157,12 @@ def finetune_step(model, batch, cfg: dict, gen: torch.Generator, faces: torch.Te
         clip, _ = L.clip_loss(distributed.gather_features(out["pose_emb"][:b]),
                               distributed.gather_features(out["text_emb"][:b]), out["logit_scale"])
         terms["clip"] = clip
-    total = (float(w["alpha1"]) * (terms["joint"] + terms["vert"]) + float(w["lixel"]) * terms["lixel"]
-             + float(w["alpha2"]) * (terms["normal"] + terms["edge"])
-             + float(w["alpha3"]) * terms["consistency"]
-             + float(w["alpha4"]) * terms.get("clip", torch.zeros(())))
+    total = (w.alpha1 * (terms["joint"] + terms["vert"]) + w.lixel * terms["lixel"]
+             + w.alpha2 * (terms["normal"] + terms["edge"])
+             + w.alpha3 * terms["consistency"]
+             + w.alpha4 * terms.get("clip", torch.zeros(())))
     terms["total"] = total
-    return terms, out
+    return terms
 
 
 class PhaseLoss(torch.nn.Module):
@@ -175,15 +170,14 @@ class PhaseLoss(torch.nn.Module):
     :func:`finetune_step`'s terms. DistributedDataParallel synchronises through ``forward()`` only, so it
     wraps this whole step (augmentation, model, losses), not the model's own ``forward``."""
 
-    def __init__(self, model, phase: str, cfg: dict, faces: torch.Tensor | None = None):
+    def __init__(self, model, run: TrainRun, faces: torch.Tensor | None = None):
         super().__init__()
-        self.model, self.phase, self.cfg, self.faces = model, phase, cfg, faces
+        self.model, self.run, self.faces = model, run, faces
 
     def forward(self, batch: dict, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        if self.phase == "pretrain":
-            return pretrain_step(self.model, batch, self.cfg, gen)
-        return finetune_step(self.model, batch, self.cfg, gen, self.faces, int(self.cfg["input_size"]),
-                             float(self.cfg["depth_range"]))[0]
+        if self.run.phase == "pretrain":
+            return pretrain_step(self.model, batch, self.run, gen)
+        return finetune_step(self.model, batch, self.run, gen, self.faces)
 
 
 def _resume_state(work_path: Path, key: str, phase: str, main: bool) -> dict:
@@ -199,25 +193,23 @@ def _resume_state(work_path: Path, key: str, phase: str, main: bool) -> dict:
     return distributed.broadcast(state)
 
 
-def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Path, faces: torch.Tensor | None = None,
+def train(model, train_set: PreparedSet, run: TrainRun, *, work_path: Path, faces: torch.Tensor | None = None,
           val_sets: dict[str, PreparedSet] | None = None, log: LogFn | None = None,
           model_cfg: dict | None = None) -> list[dict]:
-    """Train ``model`` in place for ``cfg['epochs']`` epochs, resuming from ``work_path`` if it holds a
-    checkpoint of the same settings.
+    """Train ``model`` in place for ``run.epochs`` epochs of ``run.phase``, resuming from ``work_path`` if it
+    holds a checkpoint of the same settings.
 
     In a data-parallel run (N processes joined by :func:`cliphand.distributed.setup`) ``batch_size`` is the
     global batch B: each process trains on B / N samples of it, the model is wrapped in
     DistributedDataParallel, and rank 0 alone validates, prints, logs and writes ``work_path``.
 
     Args:
-        phase: ``'pretrain'`` or ``'finetune'``.
-        cfg: the phase's settings: epochs, batch_size, lr, weight_decay, lr_decay, decay_every, seed,
-            augment {rotation_deg, scale, photometric}, input_size, depth_range, val_limit; for finetune also
-            loss {alpha1..alpha4} and use_clip; optional max_steps_per_epoch, device (``cpu`` | ``cuda`` |
-            ``auto``, see :func:`resolve_device`; the model is moved there) and amp (bfloat16 autocast on CUDA).
+        run: the run's settings (:class:`cliphand.train.settings.TrainRun`: phase, epochs, global batch, optimizer
+            and schedule, augmentation, loss weights, device (the model is moved there), amp (bfloat16 autocast
+            on CUDA), seed, ``max_steps_per_epoch``, ``freeze_backbone``).
         work_path: the resume checkpoint, written atomically after every epoch and left in place at the end:
             the caller removes it once the final checkpoint is on disk, so a kill at any moment loses at
-            most the current epoch. It is used only when its fingerprint matches: the phase, ``cfg``,
+            most the current epoch. It is used only when its fingerprint matches: ``run``,
             ``model_cfg``, the number of processes and :meth:`PreparedSet.content_hash` of the training data.
         faces: (F, 3) template faces (finetune).
         val_sets: name -> split scored after every epoch by :func:`validation_metrics` (e.g. the synthetic
@@ -232,16 +224,15 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
         TrainingError: a non-finite loss (names the phase, epoch, step and term); fewer samples than one
             batch; a batch size not divisible by the number of processes.
     """
-    if phase not in ("pretrain", "finetune"):
-        raise ValueError(f"phase must be 'pretrain' or 'finetune', got {phase!r}")
+    phase = run.phase
     world = distributed.world()
-    epochs, bs = int(cfg["epochs"]), int(cfg["batch_size"])
+    epochs, bs = run.epochs, run.batch_size
     if len(train_set) < bs:
         raise TrainingError(f"{phase}: {len(train_set)} training samples are fewer than one batch of {bs}")
     if bs % world.size:
         raise TrainingError(f"{phase}: batch size {bs} is not divisible by the {world.size} training processes")
-    local_bs, seed = bs // world.size, int(cfg.get("seed", 0))
-    model.to(resolve_device(cfg.get("device", "cpu")))
+    local_bs, seed = bs // world.size, run.seed
+    model.to(resolve_device(run.device))
     torch.manual_seed(seed + world.rank)  # dropout masks; augmentation draws from `gen`, one stream per process
     gen = torch.Generator().manual_seed(seed + world.rank)
     # one permutation per epoch (seed + epoch); process r takes positions r, r + N, ... of it, so global
@@ -249,12 +240,12 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
     sampler = DistributedSampler(range(len(train_set)), num_replicas=world.size, rank=world.rank, shuffle=True,
                                  seed=seed, drop_last=True)
     steps = len(train_set) // bs
-    if cfg.get("max_steps_per_epoch"):
-        steps = min(steps, int(cfg["max_steps_per_epoch"]))
-    frozen = bool(cfg.get("freeze_backbone", False))
+    if run.max_steps_per_epoch:
+        steps = min(steps, run.max_steps_per_epoch)
+    frozen = run.freeze_backbone
     model.backbone.requires_grad_(not frozen)  # before the optimizer: it takes the trainable parameters only
-    opt, sched = make_optimizer(model, cfg, steps)
-    key = fingerprint({"phase": phase, "cfg": cfg, "model": model_cfg, "n": len(train_set), "processes": world.size,
+    opt, sched = make_optimizer(model, run, steps)
+    key = fingerprint({"run": run.model_dump(), "model": model_cfg, "n": len(train_set), "processes": world.size,
                        "data": train_set.content_hash()})
     history: list[dict] = []
     start = 0
@@ -269,12 +260,11 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
         history, start = state["history"], state["epoch"] + 1
         if world.main:
             print(f"[{phase}] resuming from {work_path} after epoch {start}/{epochs}")
-    input_size, depth_range = int(cfg["input_size"]), float(cfg["depth_range"])
-    if world.size > 1 and cfg.get("sync_batchnorm") and model_device(model).type == "cuda":
+    if world.size > 1 and run.sync_batchnorm and model_device(model).type == "cuda":
         torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # in place: the children are replaced
-    step_loss = PhaseLoss(model, phase, cfg, faces)
+    step_loss = PhaseLoss(model, run, faces)
     if world.size > 1:  # parameters without a gradient: the mesh and CLIP heads in pretraining, CLIP without its loss
-        clip_loss_on = phase == "finetune" and cfg.get("use_clip", True) and float(cfg["loss"]["alpha4"]) > 0
+        clip_loss_on = phase == "finetune" and run.use_clip and run.loss.alpha4 > 0
         step_loss = DistributedDataParallel(step_loss, find_unused_parameters=phase == "pretrain" or not clip_loss_on)
     model.train()
     if frozen:  # fixed pretrained features: no backbone gradients, its batch-norm statistics kept
@@ -301,7 +291,7 @@ def train(model, train_set: PreparedSet, cfg: dict, *, phase: str, work_path: Pa
                       seconds=round(time.perf_counter() - t0, 2),
                       samples_per_s=round(steps * bs / max(1e-9, time.perf_counter() - t0), 2))
         for name, vset in ((val_sets or {}) if world.main else {}).items():
-            for k, v in validation_metrics(model, vset, input_size, depth_range).items():
+            for k, v in validation_metrics(model, vset, run.input_size, run.depth_range).items():
                 record[f"{name}_{k}"] = v
             model.train()
             if frozen:
