@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("experiments", help="the recipe search: dvc exp run commands of the variants, or collect "
                         "their measurements from MLflow into the experiment log (cliphand/pipeline/experiment_log.py)")
     ex.add_argument("action", choices=("commands", "collect"))
-    ex.add_argument("--variants", type=Path, default=Path("reports/experiments.yaml"))
-    ex.add_argument("--out", type=Path, default=Path("reports/experiment_log.csv"))
+    ex.add_argument("--variants", type=Path, default=HERE.experiments)
+    ex.add_argument("--out", type=Path, default=HERE.experiment_log)
     ex.add_argument("--all", action="store_true", help="commands: also the variants that already ran")
     ex.set_defaults(func=_experiments)
     pr = sub.add_parser("predict", help="run a trained model on an image, a folder of images or a video",

@@ -70,9 +70,11 @@ class Paths:
     # training meshes rebuilt with MANO (``cliphand mano-verts``, not a stage output)
     bench, peer_mediapipe, freihand_train_verts = _under("data/bench", "data/peers/mediapipe",
                                                          "data/freihand_train_verts.npy")
-    # the report, its figures and its metrics file; the recipe search's measurements (cliphand experiments collect)
-    report_md, figures, report_metrics, experiment_log = _under(
-        "reports/report.md", "reports/figures", "reports/report_metrics.json", "reports/experiment_log.csv")
+    # the report, its figures and its metrics file; the recipe search's variants and their measurements
+    # (cliphand experiments commands | collect)
+    report_md, figures, report_metrics, experiments, experiment_log = _under(
+        "reports/report.md", "reports/figures", "reports/report_metrics.json", "reports/experiments.yaml",
+        "reports/experiment_log.csv")
 
     def synth_split(self, split: str) -> Path:
         """``data/synth/<split>``: images.npy and labels.npz of one rendered split (train, val, test)."""

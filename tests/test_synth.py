@@ -451,7 +451,14 @@ def test_calibrated_labels_follow_the_gesture_convention(hand):
     move out to the fingertip (about 1 cm) and the best articulation of each gesture fits better."""
     if not GESTURES.is_file():
         pytest.skip(f"{GESTURES} not present")
-    from cliphand.data.synth.articulation import calibrate_label_offsets, label_fit_error
+    from cliphand.data.synth.articulation import calibrate_label_offsets
+    from cliphand.evaluate.metrics import procrustes_align
+
+    def label_fit_error(hand, poses):
+        """(N, 21) metres: each pose's best articulation of the hand's label joints, after similarity alignment."""
+        art = Articulator(hand)
+        return np.array([np.linalg.norm(procrustes_align(hand.pose(art.rotations(art.fit_angles(X)))[1], X) - X, axis=1)
+                         for X in np.asarray(poses, np.float64)])
 
     gestures = load_gestures(GESTURES)
     fit, held_out = gestures[::5], gestures[1::5]

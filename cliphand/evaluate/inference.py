@@ -19,7 +19,7 @@ from cliphand.hand.geometry import uvd_to_xyz
 
 
 @torch.no_grad()
-def predict(model, dataset: PreparedSet, batch_size: int = 64, with_mesh: bool = True, text: bool = False,
+def predict_split(model, dataset: PreparedSet, batch_size: int = 64, with_mesh: bool = True, text: bool = False,
             progress: bool = False) -> dict[str, np.ndarray]:
     """Run the model (eval mode) over a split in order.
 
@@ -55,7 +55,7 @@ def validation_metrics(model, dataset: PreparedSet, input_size: int, depth_range
     FreiHAND protocol) and ``mpjpe_mm`` (root-relative, no alignment), over the split's samples."""
     from cliphand.evaluate.metrics import procrustes_align_batch
 
-    pred = predict(model, dataset, with_mesh=False)
+    pred = predict_split(model, dataset, with_mesh=False)
     xyz = to_camera(pred["uvd"], dataset, input_size, depth_range)
     gt = dataset.labels["joints"].astype(np.float64)
     pa = np.linalg.norm(procrustes_align_batch(xyz, gt) - gt, axis=-1).mean()

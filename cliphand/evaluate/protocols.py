@@ -27,7 +27,7 @@ import numpy as np
 from cliphand.evaluate import metrics as M
 from cliphand.data.loader import PreparedSet
 from cliphand.distributed import resolve_device
-from cliphand.evaluate.inference import predict, to_camera
+from cliphand.evaluate.inference import predict_split, to_camera
 
 #: headline metrics of each benchmark protocol (module docstring)
 PROTOCOLS = {
@@ -58,7 +58,7 @@ def evaluate_split(model, dataset: PreparedSet, input_size: int, depth_range: fl
     model.to(resolve_device(device))
     with_text = dataset.text is not None and model.clip_head is not None
     t0 = time.perf_counter()
-    pred = predict(model, dataset, batch_size=batch_size, with_mesh=True, text=with_text, progress=True)
+    pred = predict_split(model, dataset, batch_size=batch_size, with_mesh=True, text=with_text, progress=True)
     ms = (time.perf_counter() - t0) * 1000 / len(dataset)
     joints = to_camera(pred["uvd"], dataset, input_size, depth_range)
     verts = to_camera(pred["verts"], dataset, input_size, depth_range)

@@ -371,26 +371,3 @@ def write_prediction_json(path: str | Path, xyz_list, verts_list) -> None:
     text = json.dumps([np.round(xyz, 7).tolist(), np.round(verts, 7).tolist()])
     with atomic_path(path, suffix=".json") as tmp:
         tmp.write_text(text)
-
-
-def load_prediction_json(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a prediction file written by :func:`write_prediction_json` (or FreiHAND's ``pred.py``).
-
-    Returns:
-        (xyz (n, 21, 3), verts (n, 778, 3)) float64 metres.
-    Raises:
-        DataError: missing or unreadable file, not ``[xyz_list, verts_list]``, wrong shapes; names the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file is missing")
-    try:
-        obj = json.loads(path.read_bytes())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read JSON ({exc})") from exc
-    if not isinstance(obj, list) or len(obj) != 2:
-        raise DataError(f"{path}: expected a list [xyz_list, verts_list]")
-    try:
-        return _check_pred(obj[0], obj[1], str(path))
-    except ValueError as exc:
-        raise DataError(str(exc)) from exc

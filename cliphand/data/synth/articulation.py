@@ -289,25 +289,6 @@ def _similarity(target: np.ndarray, source: np.ndarray) -> tuple[float, np.ndarr
     return s, R, mt - s * ms @ R
 
 
-def label_fit_error(hand: RiggedHand, poses: np.ndarray, articulator: "Articulator | None" = None) -> np.ndarray:
-    """How well the hand's label joints can reproduce target poses: per pose, the angles of
-    :meth:`Articulator.fit_angles`, then the mean joint distance after a similarity alignment (PA-MPJPE).
-
-    Args:
-        hand: the rigged hand (with its current ``label_offsets``). poses: (N, 21, 3) right-hand joints,
-            FreiHAND order, metres.
-    Returns:
-        (N, 21) distances in metres.
-    """
-    art = articulator or Articulator(hand)
-    out = []
-    for X in np.asarray(poses, np.float64):
-        _, L = hand.pose(art.rotations(art.fit_angles(X)))
-        s, R, t = _similarity(X, L)
-        out.append(np.linalg.norm(s * L @ R + t - X, axis=1))
-    return np.array(out)
-
-
 def calibrate_label_offsets(hand: RiggedHand, poses: np.ndarray, iters: int = 5, ridge: float = 1.0) -> np.ndarray:
     """Label offsets (:attr:`RiggedHand.label_offsets`) that make the hand's 21 label joints follow the
     joint convention of the target poses (e.g. the 500 Ge et al. gestures, :func:`load_gestures`).
