@@ -8,9 +8,8 @@ A wrong value fails at once with the key, the value and what is allowed, e.g.::
 
 instead of training zero steps, a ZeroDivisionError, or an unknown backbone found only at pretrain after
 the data stages ran. The groups whose keys are fixed forbid unknown keys (a typo is an error, not a
-silently ignored setting); ``model`` and ``synth`` accept exactly the keys of
-:data:`cliphand.defaults.MODEL_DEFAULTS` and :data:`cliphand.defaults.SYNTH_DEFAULTS`, each of the default's
-type. Built on pydantic (declared dependency; MLflow and DVC use it too).
+silently ignored setting); ``synth`` accepts exactly the keys of :data:`cliphand.defaults.SYNTH_DEFAULTS`,
+each of the default's type. Built on pydantic (declared dependency; MLflow and DVC use it too).
 
 The checked settings are typed (:class:`Params`, one model per group) and travel as such: a stage gets them
 from :func:`cliphand.pipeline.stage.stage_context` and passes them (or one group) to the library, which reads
@@ -19,11 +18,12 @@ fields, never ``dict.get`` with a default of its own.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cliphand.defaults import BACKBONES, EXTERNAL, MODEL_DEFAULTS, SYNTH_DEFAULTS, TRAIN_SPLITS
+from cliphand.defaults import BACKBONES, EXTERNAL, SYNTH_DEFAULTS, TRAIN_SPLITS
 from cliphand.errors import DataError
 
 PosInt = Annotated[int, Field(gt=0)]
@@ -164,6 +164,48 @@ class Ablate(_Strict):
         return self
 
 
+class ModelSettings(_Strict):
+    """``model``: the model's hyper-parameters, every one with its default (:class:`cliphand.model.cliphand3d.CLIPHand3D`;
+    checkpoints store them). The defaults are sized for CPU training; the paper's setting is resnet50, 224 px,
+    E = 512 and CLIP ViT-B/32 text features (configs/paper.yaml). Strict types: ``use_clip: 'yes'`` is an error."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    # visual encoder (§3.2)
+    backbone: Literal[BACKBONES] = "efficientnet_lite0"   # type: ignore[valid-type]  (paper: resnet50)
+    pretrained: str | None = "imagenet"   # null | imagenet (Lite: its PyPI wheel; ResNet: torchvision) | state_dict file
+    input_size: Annotated[int, Field(ge=32, multiple_of=32)] = 128   # S, square input side, pixels (paper: 224)
+    num_joints: Literal[21] = 21
+    # joint regressor (§3.2, eq. 2)
+    heatmap_size: PosInt = 32          # Hm lixels per axis: (S / head_stride) * 2**k (paper, I2L-MeshNet: 64 at 256)
+    head_stride: Literal[16, 32] = 16  # 16: F3 + up-sampled F4 feed the x/y lixels; 32: F4 only (paper)
+    deconv_channels: PosInt = 128      # C of the deconvolutions and of the pose-aware features Fp
+    # feature matching head (§3.3)
+    use_clip: bool = True              # ablation: False drops the head (no pose/text embeddings)
+    embed_dim: PosInt = 256            # E (paper: 512)
+    text_dim: PosInt = 384             # Dt of the frozen text features (MiniLM 384, CLIP ViT-B/32 512)
+    text_max_len: PosInt = 77          # longest text sequence L the adapters accept
+    adapter_heads: PosInt = 4
+    adapter_ff: PosInt = 512
+    adapter_dropout: Prob = 0.1
+    logit_scale_init: float = math.log(100.0)   # initial log temperature (NOTES §5)
+    logit_scale_max: PosFloat = 100.0  # exp(log temperature) clamped to [1, this]
+    # mesh regressor (§3.4)
+    mesh_levels: list[PosInt] = [85, 170, 340]       # node counts between the 21 joints and the V vertices
+    mesh_dims: list[PosInt] = [256, 128, 64, 32]     # node feature size per level (21, 85, 170, 340)
+    mesh_heads: PosInt = 4
+    mesh_layers: PosInt = 1            # transformer layers per level
+    mesh_ff_mult: PosInt = 2
+    mesh_dropout: Prob = 0.0           # > 0 puts attention on the slow math path (2x mesh cost on CPU)
+    mesh_fj_channels: PosInt = 64      # channels of F_J ([F0, 3D joint heatmap] -> conv)
+    heatmap_sigma: PosFloat = 2.0      # of the 3D joint heatmap, heatmap pixels (App. A.2)
+    mesh_proj_levels: list[NonNegInt] = [3, 3, 2, 1]  # pyramid level F_k sampled at the joints, per block
+    use_projection: bool = True        # ablation: joint-based feature-pyramid projection
+    use_sparse_to_dense: bool = True   # ablation: False = one linear map from the 21 joint nodes to V vertices
+    mesh_residual: bool = True         # each level refines the up-sampled coarser coordinates (our addition)
+    mesh_detach_joints: bool = False   # stop mesh-loss gradients into the joint regressor
+
+
 class Benchmark(_Strict):
     data: Literal[DATA_SPLITS]                          # type: ignore[valid-type]
     text: Literal["test", "val"] | None
@@ -240,7 +282,7 @@ class Params(_Open):
     synth: dict[str, Any]
     preprocess: Preprocess
     text: Text
-    model: dict[str, Any]
+    model: ModelSettings
     clip: Clip
     loss: Loss
     augment: Augment
@@ -291,22 +333,11 @@ def _cross_field(p: Params, raw: dict) -> list[str]:
     """Rules between groups (the model's geometry, batch vs split sizes)."""
 
     errors = []
-    m = {**MODEL_DEFAULTS, **raw["model"]}
-    backbones = BACKBONES
-    if m["backbone"] not in backbones:
-        errors.append(f"model.backbone = {m['backbone']!r}: allowed: {', '.join(backbones)}")
-    if m["head_stride"] not in (16, 32):
-        errors.append(f"model.head_stride = {m['head_stride']!r}: allowed: 16, 32")
-    else:
-        base = p.preprocess.input_size // int(m["head_stride"])
-        hm = int(m["heatmap_size"]) if isinstance(m["heatmap_size"], (int, float)) else -1
-        if heatmap_upsampling(base, hm) is None:
-            errors.append(f"model.heatmap_size = {m['heatmap_size']!r}: must be preprocess.input_size / "
-                          f"model.head_stride ({base}) times a power of two (e.g. {base}, {2 * base}, {4 * base})")
-    if m["pretrained"] not in (None, "imagenet") and not isinstance(m["pretrained"], str):
-        errors.append(f"model.pretrained = {m['pretrained']!r}: null, 'imagenet' or a weights file path")
-    if int(m.get("embed_dim", 1)) <= 0:
-        errors.append(f"model.embed_dim = {m['embed_dim']!r}: must be > 0")
+    m = p.model
+    base = p.preprocess.input_size // m.head_stride
+    if heatmap_upsampling(base, m.heatmap_size) is None:
+        errors.append(f"model.heatmap_size = {m.heatmap_size!r}: must be preprocess.input_size / "
+                      f"model.head_stride ({base}) times a power of two (e.g. {base}, {2 * base}, {4 * base})")
     n_synth = int(raw["synth"].get("n_train", 0) or 0)
     if p.data.train == "synth" and n_synth and p.pretrain.batch_size > n_synth:
         errors.append(f"pretrain.batch_size = {p.pretrain.batch_size}: larger than synth.n_train ({n_synth})")
@@ -353,8 +384,7 @@ def validate(params: dict, source: str = "params.yaml") -> Params:
         typed = Params.model_validate(params)
     except ValidationError as exc:
         raise DataError("invalid settings:\n" + "\n".join(_format(exc, source))) from None
-    errors = [f"{source}: {e}" for e in _check_against_defaults("model", params["model"], MODEL_DEFAULTS)]
-    errors += [f"{source}: {e}" for e in _check_against_defaults(
+    errors = [f"{source}: {e}" for e in _check_against_defaults(
         "synth", params["synth"], {**SYNTH_DEFAULTS, "n_train": 1, "n_val": 1, "n_test": 1, "workers": 0, "seed": 0})]
     if not errors:
         errors = [f"{source}: {e}" for e in _cross_field(typed, params)]

@@ -1,11 +1,9 @@
-"""Every default the code falls back on, and the names settings may take: the model's hyper-parameters,
-the synthetic-data generator's settings, the backbones, the data splits and the ablation switches.
-``params.yaml`` mirrors these groups; :mod:`cliphand.config` checks params.yaml against them.
+"""The names settings may take (the backbones, the data splits, the ablation switches) and the defaults of
+the synthetic-data generator's settings (``params.yaml`` ``synth:``, checked by :mod:`cliphand.config` against
+them); every other group's defaults are its fields' in :mod:`cliphand.config`.
 """
 
 from __future__ import annotations
-
-import math
 
 #: every backbone the visual encoder can build (cliphand/model/backbone.py, efficientnet_lite.py)
 BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18", "resnet34", "resnet50")
@@ -13,45 +11,6 @@ BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "
 #: the splits of the training source (``data.train``) and the external benchmarks (cliphand/data/splits.py)
 TRAIN_SPLITS = ("train", "val", "test")
 EXTERNAL = ("realworld", "rhd_eval", "stb_eval")
-
-#: the model's settings and their defaults (``params.yaml``'s ``model:`` group overrides them;
-#: :class:`cliphand.model.cliphand3d.CLIPHand3D`)
-MODEL_DEFAULTS = {
-    # visual encoder (§3.2)
-    "backbone": "efficientnet_lite0",  # efficientnet_lite0/1/2 | resnet18 | resnet34 | resnet50 (paper: resnet50)
-    "pretrained": "imagenet",        # None | "imagenet" (Lite: offline from its PyPI wheel; ResNet: torchvision
-                                     # download) | path to a torchvision ResNet state_dict
-    "input_size": 128,               # S, square input side in pixels, multiple of 32 (paper: 224)
-    "num_joints": 21,
-    # joint regressor (§3.2, eq. 2)
-    "heatmap_size": 32,              # Hm lixels per axis; (S/head_stride) * 2**k (paper / I2L-MeshNet: 64 at 256)
-    "head_stride": 16,               # 16: F3 + up-sampled F4 feed the x/y lixels; 32: F4 only (paper, I2L-MeshNet)
-    "deconv_channels": 128,          # C of the deconvolutions and of the pose-aware features Fp
-    # feature matching head (§3.3)
-    "use_clip": True,                # ablation: False drops the head (no pose/text embeddings)
-    "embed_dim": 256,                # E (paper: 512)
-    "text_dim": 384,                 # Dt of the frozen text features (MiniLM 384, CLIP ViT-B/32 512)
-    "text_max_len": 77,              # longest text sequence L the adapters accept
-    "adapter_heads": 4,
-    "adapter_ff": 512,
-    "adapter_dropout": 0.1,
-    "logit_scale_init": math.log(100.0),   # initial log temperature (NOTES §5)
-    "logit_scale_max": 100.0,        # exp(log temperature) clamped to [1, this]
-    # mesh regressor (§3.4)
-    "mesh_levels": [85, 170, 340],   # intermediate node counts between the 21 joints and the V vertices
-    "mesh_dims": [256, 128, 64, 32],  # node feature size per level (21, 85, 170, 340)
-    "mesh_heads": 4,
-    "mesh_layers": 1,                # transformer layers per level
-    "mesh_ff_mult": 2,
-    "mesh_dropout": 0.0,              # >0 puts attention on the slow math path with a dropout mask (2x mesh cost on CPU)
-    "mesh_fj_channels": 64,          # channels of F_J ([F0, 3D joint heatmap] -> conv)
-    "heatmap_sigma": 2.0,            # of the 3D joint heatmap, heatmap pixels (App. A.2)
-    "mesh_proj_levels": [3, 3, 2, 1],  # pyramid level F_k sampled at the joints, per block
-    "use_projection": True,          # ablation: joint-based feature-pyramid projection
-    "use_sparse_to_dense": True,     # ablation: False = one linear map from 21 joint nodes to V vertices
-    "mesh_residual": True,           # each level refines the up-sampled coarser coordinates (our addition)
-    "mesh_detach_joints": False,     # stop mesh-loss gradients into the joint regressor
-}
 
 #: the model switches of the ablation rows (paper Table 5): each module on (default) or off
 MODEL_SWITCHES = ("use_clip", "use_projection", "use_sparse_to_dense")

@@ -12,13 +12,13 @@ import torch
 from torch.nn import functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from cliphand.defaults import MODEL_DEFAULTS
+from cliphand.config import ModelSettings
 from cliphand.errors import DataError
 from cliphand.hand.geometry import xyz_to_uvd
 from cliphand.model.checkpoint import build_model
 from cliphand.hand.template import read_template
 from cliphand.model import (Backbone, CLIPHand3D, FeatureMatchingHead, JointRegressor, TextAdapter,
-                            build_levels, farthest_points, merge_config, nearest_assignment, render_heatmap3d,
+                            build_levels, farthest_points, nearest_assignment, render_heatmap3d,
                             sample_at, soft_argmax)
 from cliphand.model import backbone as backbone_mod
 
@@ -28,6 +28,10 @@ S, HM, V, DT, L = 64, 16, 120, 16, 5
 SMALL = {"input_size": S, "heatmap_size": HM, "deconv_channels": 32, "embed_dim": 32, "text_dim": DT,
          "adapter_ff": 64, "adapter_dropout": 0.0, "mesh_levels": [30, 60], "mesh_dims": [32, 16, 16],
          "mesh_fj_channels": 16, "mesh_dropout": 0.0}
+
+
+#: the CLIP temperature of the default settings (NOTES §5)
+LOGIT_SCALE = {"logit_scale_init": ModelSettings().logit_scale_init, "logit_scale_max": ModelSettings().logit_scale_max}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +93,7 @@ def test_lixel_convention_matches_geometry_uvd():
 
 
 def test_joint_regressor_shapes_and_range():
-    jr = JointRegressor(in_channels=512, feat_size=2, heatmap_size=16, channels=32)
+    jr = JointRegressor(in_channels=512, feat_size=2, heatmap_size=16, channels=32, num_joints=21, stride=32)
     out = jr(torch.randn(3, 512, 2, 2))
     assert out["uvd"].shape == (3, 21, 3)
     assert out["lixel_logits"].shape == (3, 3, 21, 16)
@@ -98,12 +102,12 @@ def test_joint_regressor_shapes_and_range():
     assert ((out["uvd"] > 0) & (out["uvd"] < 1)).all()
     assert torch.allclose(out["uvd"], soft_argmax(out["lixel_logits"]).permute(0, 2, 1))
     with pytest.raises(ValueError):
-        JointRegressor(512, 2, 24)
+        JointRegressor(512, 2, 24, 32, 21, 32)
 
 
 def test_joint_regressor_stride16_uses_f3():
     torch.manual_seed(0)
-    jr = JointRegressor(in_channels=(64, 128), feat_size=2, heatmap_size=16, channels=32, stride=16).eval()
+    jr = JointRegressor(in_channels=(64, 128), feat_size=2, heatmap_size=16, channels=32, num_joints=21, stride=16).eval()
     feats = [None, None, None, torch.randn(2, 64, 4, 4), torch.randn(2, 128, 2, 2)]
     out = jr(feats)
     assert out["lixel_logits"].shape == (2, 3, 21, 16) and out["feat2d"].shape == (2, 32, 16, 16)
@@ -111,9 +115,9 @@ def test_joint_regressor_stride16_uses_f3():
     assert not torch.allclose(jr(feats2)["lixel_logits"][:, :2], out["lixel_logits"][:, :2])  # x, y see F3
     assert torch.allclose(jr(feats2)["lixel_logits"][:, 2], out["lixel_logits"][:, 2])        # z: F4 only
     with pytest.raises(ValueError, match="input_size/16"):
-        JointRegressor((64, 128), 2, 12, 32, stride=16)
+        JointRegressor((64, 128), 2, 12, 32, 21, stride=16)
     with pytest.raises(ValueError, match="head_stride"):
-        JointRegressor((64, 128), 2, 16, 32, stride=8)
+        JointRegressor((64, 128), 2, 16, 32, 21, stride=8)
 
 
 # ---------------------------------------------------------------- backbone
@@ -128,7 +132,7 @@ def test_backbone_pyramid_shapes(name):
 
 def test_backbone_rejects_unknown_names_and_files():
     with pytest.raises(ValueError, match="vgg16"):
-        Backbone("vgg16")
+        Backbone("vgg16", None)
     with pytest.raises(ValueError, match="efficientnet_lite0"):
         Backbone("efficientnet_lite0", "/some/file.pth")
 
@@ -202,7 +206,7 @@ def test_backbone_imagenet_offline_gives_clear_error(monkeypatch):
 
 def test_clip_head_shapes_norms_and_logits():
     torch.manual_seed(0)
-    head = FeatureMatchingHead(21, HM, DT, 32, text_max_len=8, heads=4, ff_dim=64, dropout=0.0)
+    head = FeatureMatchingHead(21, HM, DT, 32, text_max_len=8, heads=4, ff_dim=64, dropout=0.0, **LOGIT_SCALE)
     pose = head.encode_pose(torch.randn(4, 3, 21, HM))
     text = head.encode_text(texts(4))
     assert pose.shape == text.shape == (4, 3, 32)
@@ -218,15 +222,15 @@ def test_clip_head_shapes_norms_and_logits():
 
 
 def test_temperature_init_and_clamp():
-    head = FeatureMatchingHead(21, HM, DT, 32, text_max_len=8, ff_dim=64)
+    head = FeatureMatchingHead(21, HM, DT, 32, text_max_len=8, heads=4, ff_dim=64, dropout=0.1, **LOGIT_SCALE)
     assert torch.allclose(head.logit_scale(), torch.full((3,), 100.0))
-    assert MODEL_DEFAULTS["logit_scale_init"] == pytest.approx(math.log(100.0))
+    assert ModelSettings().logit_scale_init == pytest.approx(math.log(100.0))
     with torch.no_grad():
         head.log_scale.copy_(torch.tensor([math.log(1000.0), -5.0, math.log(50.0)]))
     assert torch.allclose(head.logit_scale(), torch.tensor([100.0, 1.0, 50.0]))
     assert head.log_scale[0].item() == pytest.approx(math.log(100.0))  # projected back in place (CLIP-style)
     # the temperature still learns at the bound (a plain clamp of float32 log(100) would give zero gradient)
-    head2 = FeatureMatchingHead(21, HM, DT, 32, text_max_len=8, ff_dim=64)
+    head2 = FeatureMatchingHead(21, HM, DT, 32, text_max_len=8, heads=4, ff_dim=64, dropout=0.1, **LOGIT_SCALE)
     head2.logit_scale().sum().backward()
     assert torch.allclose(head2.log_scale.grad, torch.full((3,), 100.0))
 
@@ -395,8 +399,8 @@ def test_gradients_reach_all_parts(template):
 
 
 def test_bad_inputs(template, tmp_path):
-    with pytest.raises(ValueError, match="unknown model settings"):
-        merge_config({"embed_dims": 3})
+    with pytest.raises(ValueError, match="embed_dims"):  # a typo is an error, not an ignored setting
+        ModelSettings.model_validate({"embed_dims": 3})
     m = make(template)
     with pytest.raises(ValueError):
         m(torch.randn(1, 3, S + 32, S))
@@ -421,6 +425,6 @@ def test_levels_on_webxr_hand():
     data = gltf.binary_blob()[view.byteOffset + (acc.byteOffset or 0):][: acc.count * 12]
     verts = np.frombuffer(data, np.float32).reshape(acc.count, 3)
     joints = verts[farthest_points(verts, 21)]                         # stand-in joints on the surface
-    lv = build_levels(verts, joints, [21, *MODEL_DEFAULTS["mesh_levels"], len(verts)])
+    lv = build_levels(verts, joints, [21, *ModelSettings().mesh_levels, len(verts)])
     assert lv.sizes == [21, 85, 170, 340, 1360]
     assert len(set(lv.indices[3].tolist())) == 340

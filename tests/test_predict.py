@@ -35,7 +35,7 @@ def ckpt_path(tmp_path_factory) -> Path:
     template = tiny_template()
     model = build_model(TINY_MODEL, template)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model, TINY_MODEL, template, META)
+    save_checkpoint(path, model, template, META)
     return path
 
 

@@ -100,7 +100,7 @@ def fake(tmp_path_factory):
     hist = [{"epoch": e, "loss_joint": 0.1 / e, "loss_vert": 0.2 / e, "loss_clip": 2.0 / e, "loss_total": 0.5 / e,
              "val_mpjpe_mm": 40.0 / e, "seconds": 3.0} for e in (1, 2, 3)]
     for phase in ("pretrain", "finetune"):
-        save_checkpoint(root / f"data/models/{phase}.pt", model, CFG, template,
+        save_checkpoint(root / f"data/models/{phase}.pt", model, template,
                         {"phase": phase, "history": hist, "n_joints": 21, "input_size": S, "depth_range": DR})
     test = _prepared(root / "data/prep/test", rng, 16, mesh=True)
     real = _prepared(root / "data/prep/realworld", rng, 10, mesh=False)

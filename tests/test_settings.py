@@ -37,7 +37,7 @@ BAD = [
     ("pretrain.epochs", 0, r"pretrain\.epochs = 0: .*greater than 0"),
     ("finetune.lr", -1e-3, r"finetune\.lr = -0\.001"),
     ("pretrain.schedule", "linear", r"pretrain\.schedule = 'linear': .*'cosine' or 'step'"),
-    ("model.backbone", "resnet101", r"model\.backbone = 'resnet101': allowed: efficientnet_lite0"),
+    ("model.backbone", "resnet101", r"model\.backbone = 'resnet101': Input should be 'efficientnet_lite0'"),
     ("model.heatmap_size", 48, r"model\.heatmap_size = 48: must be preprocess\.input_size / model\.head_stride \(8\)"),
     ("preprocess.input_size", 100, r"preprocess\.input_size = 100: .*multiple of 32"),
     ("clip.batch_size", 5000, r"clip\.batch_size = 5000: larger than finetune\.n_train \(1500\)"),
@@ -51,7 +51,7 @@ BAD = [
     ("pretrain.epoch", 3, r"pretrain\.epoch = 3: unknown key"),       # ... but not inside a known group
     ("model.backbone_name", "resnet18", r"model\.backbone_name = 'resnet18': unknown key"),
     ("synth.n_train", 0, r"synth\.n_train = 0: must be an integer >= 1"),
-    ("model.use_clip", "yes", r"model\.use_clip = 'yes': must be of the kind of its default True"),
+    ("model.use_clip", "yes", r"model\.use_clip = 'yes': Input should be a valid boolean"),
     ("data.template", "mano", r"needs mano_path"),
     ("text.encoder", "open_clip", r"features 'joints' .*needs encoder 'minilm'"),
     ("ablate.runs", {"bs8": {"batch_size": 8}}, r"reference row 'full'"),

@@ -150,8 +150,8 @@ def test_paper_model_has_the_authors_node_counts(tmp_path, repo_root):
     model, note = paper_model(params, Paths(tmp_path), repo_root / "configs/paper.yaml")
     assert "stand-in" in note
     assert [len(p) for p in model.levels.positions] == [21, 98, 195, 389, 778]
-    assert model.cfg["backbone"] == "resnet50" and model.cfg["input_size"] == 224
-    assert model.cfg["pretrained"] is None
+    assert model.cfg.backbone == "resnet50" and model.cfg.input_size == 224
+    assert model.cfg.pretrained is None
 
 
 def test_mediapipe_peer_on_real_photos(shared_data, tmp_path):

@@ -87,7 +87,7 @@ def test_resume_after_interruption_gives_same_weights(tiny, tmp_path):
 def test_checkpoint_round_trip_and_bad_file(tiny, tmp_path):
     _, template = tiny
     model = _model(template).eval()
-    save_checkpoint(tmp_path / "m.pt", model, {**TINY_MODEL}, template, {"input_size": 64, "depth_range": 0.3})
+    save_checkpoint(tmp_path / "m.pt", model, template, {"input_size": 64, "depth_range": 0.3})
     again, ckpt = load_checkpoint(tmp_path / "m.pt")
     x = torch.randn(2, 3, 64, 64)
     torch.testing.assert_close(model(x)["verts"], again(x)["verts"])
@@ -121,19 +121,18 @@ def test_resume_ignores_a_checkpoint_of_other_data_or_model(tiny, tmp_path, caps
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(_model(template), ds, cfg, work_path=tmp_path / "r.pt", model_cfg=TINY_MODEL, log=stop)
+        train(_model(template), ds, cfg, work_path=tmp_path / "r.pt", log=stop)
     for name in ("same", "data", "model"):
         shutil.copy(tmp_path / "r.pt", tmp_path / f"{name}.pt")
     other = PreparedSet(root / "train").select(np.arange(8, 24))   # same size, other images
     assert other.content_hash() != ds.content_hash() == PreparedSet(root / "train").head(16).content_hash()
     first = seen[0]["loss_joint"]
     capsys.readouterr()
-    hist = train(_model(template), ds, cfg, work_path=tmp_path / "same.pt", model_cfg=TINY_MODEL)
+    hist = train(_model(template), ds, cfg, work_path=tmp_path / "same.pt")
     assert hist[0]["loss_joint"] == first and "resuming" in capsys.readouterr().out   # epoch 1 from the file
-    hist = train(_model(template), other, cfg, work_path=tmp_path / "data.pt", model_cfg=TINY_MODEL)
+    hist = train(_model(template), other, cfg, work_path=tmp_path / "data.pt")
     assert hist[0]["loss_joint"] != first and "resuming" not in capsys.readouterr().out  # other data: from the start
-    train(_model(template), ds, cfg, work_path=tmp_path / "model.pt",
-          model_cfg={**TINY_MODEL, "embed_dim": 16})
+    train(_model(template, embed_dim=16), ds, cfg, work_path=tmp_path / "model.pt")
     assert "resuming" not in capsys.readouterr().out                                     # other model settings
 
 

@@ -68,7 +68,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int, opset: int 
     """
     import onnx
 
-    hm = int(getattr(model, "cfg", {}).get("heatmap_size", input_size // 4))
+    hm = model.cfg.heatmap_size
     if hm != input_size // 4:
         raise ValueError(f"ONNX export needs model.heatmap_size = input_size / 4 = {input_size // 4}, got {hm}")
 

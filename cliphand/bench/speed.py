@@ -64,8 +64,8 @@ def paper_model(p: Params, paths: Paths, profile: str | Path) -> tuple[torch.nn.
     Text features: CLIP ViT-B/32 pooled, (1, 512) per prompt (only sizes the training-only text branch).
     """
     merged = paper_settings(p, paths, profile)
-    cfg = model_settings(merged, text_dim=512)
-    cfg["pretrained"] = None  # timing only: weights do not change the cost (and none exist offline)
+    # timing only: weights do not change the cost (and none exist offline)
+    cfg = model_settings(merged, text_dim=512).model_copy(update={"pretrained": None})
     mano = merged.data.mano_path
     if mano and paths.resolve(mano).is_file():
         from cliphand.hand.mano import mano_template
@@ -120,7 +120,7 @@ def run_model_benchmarks(p: Params, paths: Paths, out_dir: Path) -> dict:
                                                       b.throughput_warmup, b.throughput_iters)}
         if b.onnx:
             model = model.cpu().eval()
-            s = int(model.cfg["input_size"])
+            s = model.cfg.input_size
             folder = Path(out_dir) if name == "default" else Path(scratch.name)
             res["onnx"] = export_onnx(model, folder / f"{name}.onnx", s)
             res["onnx"]["kept"] = name == "default"

@@ -127,7 +127,7 @@ def benchmark_model(model, device: str = "cpu", latency_batch: int = 1, throughp
     """
     dev = resolve_device(device)
     model.eval().to(dev)
-    s = int(model.cfg["input_size"])
+    s = model.cfg.input_size
     gen = torch.Generator().manual_seed(seed)
     x1 = torch.randn(latency_batch, 3, s, s, generator=gen).to(dev)
     xb = torch.randn(throughput_batch, 3, s, s, generator=gen).to(dev)

@@ -2,7 +2,7 @@
 
 from cliphand.model.backbone import Backbone
 from cliphand.model.clip_head import FeatureMatchingHead, TextAdapter
-from cliphand.model.cliphand3d import CLIPHand3D, merge_config
+from cliphand.model.cliphand3d import CLIPHand3D
 from cliphand.model.joint_regressor import JointRegressor, lixel_centres, soft_argmax
 from cliphand.model.mesh_levels import MeshLevels, build_levels, farthest_points, nearest_assignment
 from cliphand.model.mesh_regressor import MeshRegressor, gaussian_1d, render_heatmap3d, sample_at
@@ -10,5 +10,5 @@ from cliphand.model.mesh_regressor import MeshRegressor, gaussian_1d, render_hea
 __all__ = [
     "Backbone", "CLIPHand3D", "FeatureMatchingHead", "JointRegressor", "MeshLevels", "MeshRegressor",
     "TextAdapter", "build_levels", "farthest_points", "gaussian_1d", "lixel_centres",
-    "merge_config", "nearest_assignment", "render_heatmap3d", "sample_at", "soft_argmax",
+    "nearest_assignment", "render_heatmap3d", "sample_at", "soft_argmax",
 ]

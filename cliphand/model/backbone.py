@@ -88,7 +88,7 @@ class Backbone(nn.Module):
         RuntimeError: ResNet 'imagenet' weights unavailable offline.
     """
 
-    def __init__(self, name: str = "efficientnet_lite0", pretrained: str | None = None):
+    def __init__(self, name: str, pretrained: str | None):
         super().__init__()
         if name not in CHANNELS:
             raise ValueError(f"model.backbone must be one of {sorted(CHANNELS)}, got {name!r}")

@@ -15,6 +15,7 @@ import torch
 
 from cliphand.errors import DataError
 from cliphand.io import atomic_path
+from cliphand.config import ModelSettings
 from cliphand.model.cliphand3d import CLIPHand3D
 
 
@@ -22,15 +23,16 @@ from cliphand.model.cliphand3d import CLIPHand3D
 FORMAT = "cliphand-checkpoint-1"
 
 
-def build_model(model_cfg: dict, template: dict[str, np.ndarray]) -> CLIPHand3D:
+def build_model(model_cfg: ModelSettings | dict, template: dict[str, np.ndarray]) -> CLIPHand3D:
     """Instantiate :class:`CLIPHand3D` from settings and a template mesh dict (see :func:`cliphand.hand.template.read_template`)."""
     return CLIPHand3D(model_cfg, template["verts"], template["joints"], template["faces"])
 
 
-def save_checkpoint(path: str | Path, model: CLIPHand3D, model_cfg: dict, template: dict, meta: dict) -> None:
-    """Save weights, settings, template and ``meta`` (input_size, depth_range, history ...) atomically."""
+def save_checkpoint(path: str | Path, model: CLIPHand3D, template: dict, meta: dict) -> None:
+    """Save the weights, the model's settings (``model.cfg``, every field), the template and ``meta``
+    (input_size, depth_range, history ...) atomically."""
     with atomic_path(path, suffix=".pt") as tmp:
-        torch.save({"format": FORMAT, "model": model.state_dict(), "model_cfg": model_cfg,
+        torch.save({"format": FORMAT, "model": model.state_dict(), "model_cfg": model.cfg.model_dump(),
                     "template": {k: torch.as_tensor(np.asarray(v)) for k, v in template.items()}, "meta": meta}, tmp)
 
 

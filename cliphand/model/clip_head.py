@@ -29,8 +29,7 @@ class TextAdapter(nn.Module):
     Raises: ValueError when L > max_len or the last dim is not Dt.
     """
 
-    def __init__(self, text_dim: int, embed_dim: int, max_len: int = 77, heads: int = 4, ff_dim: int = 512,
-                 dropout: float = 0.1):
+    def __init__(self, text_dim: int, embed_dim: int, max_len: int, heads: int, ff_dim: int, dropout: float):
         super().__init__()
         self.text_dim, self.max_len = text_dim, max_len
         self.proj = nn.Linear(text_dim, embed_dim)
@@ -59,9 +58,8 @@ class FeatureMatchingHead(nn.Module):
         of the adapters; logit_scale_init: initial log-temperature; logit_scale_max: clamp of exp(t).
     """
 
-    def __init__(self, num_joints: int, heatmap_size: int, text_dim: int, embed_dim: int = 256,
-                 text_max_len: int = 77, heads: int = 4, ff_dim: int = 512, dropout: float = 0.1,
-                 logit_scale_init: float = math.log(100.0), logit_scale_max: float = 100.0):
+    def __init__(self, num_joints: int, heatmap_size: int, text_dim: int, embed_dim: int, text_max_len: int,
+                 heads: int, ff_dim: int, dropout: float, logit_scale_init: float, logit_scale_max: float):
         super().__init__()
         self.logit_scale_max = float(logit_scale_max)
         self.pose_proj = nn.ModuleList(nn.Linear(num_joints * heatmap_size, embed_dim) for _ in AXES)

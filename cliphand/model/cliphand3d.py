@@ -1,6 +1,6 @@
 """CLIP-Hand3D: backbone + joint regressor + feature matching head + mesh regressor (paper §3, Fig. 2).
 
-All model hyper-parameters and their defaults live in :data:`cliphand.config.MODEL_DEFAULTS` (mirrored by
+All model hyper-parameters and their defaults live in :class:`cliphand.config.ModelSettings` (mirrored by
 ``params.yaml``'s ``model:`` group). The defaults are sized for CPU training (resnet18, 128x128 input, E = 256); the
 paper's setting is resnet50, 224x224, E = 512, CLIP ViT-B/32 text features (text_dim 512).
 """
@@ -11,30 +11,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from cliphand.defaults import MODEL_DEFAULTS
+from cliphand.config import ModelSettings
 from cliphand.model.backbone import Backbone
 from cliphand.model.clip_head import FeatureMatchingHead
 from cliphand.model.joint_regressor import JointRegressor
 from cliphand.model.mesh_levels import build_levels
 from cliphand.model.mesh_regressor import MeshRegressor
 
-def merge_config(cfg: dict | None) -> dict:
-    """MODEL_DEFAULTS updated with ``cfg``.
-
-    Raises: ValueError naming unknown keys (typos in params.yaml would otherwise be silently ignored).
-    """
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(MODEL_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown model settings {unknown}; known: {sorted(MODEL_DEFAULTS)}")
-    return {**MODEL_DEFAULTS, **cfg}
-
-
 class CLIPHand3D(nn.Module):
-    """CLIP-Hand3D (Guo et al., ACM MM 2023, §3; Fig. 2), adapted (see MODEL_DEFAULTS and module docstrings).
+    """CLIP-Hand3D (Guo et al., ACM MM 2023, §3; Fig. 2), adapted (see :class:`cliphand.config.ModelSettings` and module docstrings).
 
     Args:
-        cfg: model settings (keys of :data:`MODEL_DEFAULTS`; missing keys take the defaults).
+        cfg: the model's settings (:class:`cliphand.config.ModelSettings`, or a mapping of some of its fields,
+            e.g. a checkpoint's; missing fields take their defaults; an unknown one is a ValueError).
         template_verts: (V, 3) template mesh vertices, metres (bind pose). template_joints: (J, 3) its joints
             (FreiHAND order). faces: (F, 3) triangles (kept as a buffer for export and rendering).
 
@@ -48,33 +37,33 @@ class CLIPHand3D(nn.Module):
         with use_clip False, text_feats is ignored.
     """
 
-    def __init__(self, cfg: dict | None, template_verts, template_joints, faces=None):
+    def __init__(self, cfg: ModelSettings | dict | None, template_verts, template_joints, faces=None):
         super().__init__()
-        self.cfg = c = merge_config(cfg)
+        self.cfg = c = cfg if isinstance(cfg, ModelSettings) else ModelSettings.model_validate(cfg or {})
         verts = np.asarray(template_verts, np.float32)
         joints = np.asarray(template_joints, np.float32)
-        if joints.shape != (c["num_joints"], 3) or verts.ndim != 2 or verts.shape[1] != 3:
-            raise ValueError(f"template must be verts (V, 3) and joints ({c['num_joints']}, 3), "
+        if joints.shape != (c.num_joints, 3) or verts.ndim != 2 or verts.shape[1] != 3:
+            raise ValueError(f"template must be verts (V, 3) and joints ({c.num_joints}, 3), "
                              f"got {verts.shape} and {joints.shape}")
-        s = int(c["input_size"])
+        s = int(c.input_size)
         if s % 32:
             raise ValueError(f"model.input_size must be a multiple of 32, got {s}")
-        self.backbone = Backbone(c["backbone"], c["pretrained"])
+        self.backbone = Backbone(c.backbone, c.pretrained)
         ch = self.backbone.channels
-        self.joint_regressor = JointRegressor((ch[3], ch[4]), s // 32, int(c["heatmap_size"]),
-                                              int(c["deconv_channels"]), int(c["num_joints"]), int(c["head_stride"]))
+        self.joint_regressor = JointRegressor((ch[3], ch[4]), s // 32, int(c.heatmap_size),
+                                              int(c.deconv_channels), int(c.num_joints), int(c.head_stride))
         self.clip_head = None
-        if c["use_clip"]:
+        if c.use_clip:
             self.clip_head = FeatureMatchingHead(
-                c["num_joints"], c["heatmap_size"], c["text_dim"], c["embed_dim"], c["text_max_len"],
-                c["adapter_heads"], c["adapter_ff"], c["adapter_dropout"], c["logit_scale_init"], c["logit_scale_max"])
-        mids = list(c["mesh_levels"]) if c["use_sparse_to_dense"] else []
-        dims = list(c["mesh_dims"])[: len(mids) + 1]
+                c.num_joints, c.heatmap_size, c.text_dim, c.embed_dim, c.text_max_len,
+                c.adapter_heads, c.adapter_ff, c.adapter_dropout, c.logit_scale_init, c.logit_scale_max)
+        mids = list(c.mesh_levels) if c.use_sparse_to_dense else []
+        dims = list(c.mesh_dims)[: len(mids) + 1]
         self.levels = build_levels(verts, joints, [len(joints), *mids, len(verts)])
         self.mesh_regressor = MeshRegressor(
-            self.levels, ch[0], ch[1:4], c["heatmap_size"], dims, c["mesh_heads"], c["mesh_layers"], c["mesh_ff_mult"],
-            c["mesh_dropout"], c["mesh_fj_channels"], c["heatmap_sigma"], c["mesh_proj_levels"], c["use_projection"],
-            c["mesh_residual"], c["mesh_detach_joints"])
+            self.levels, ch[0], ch[1:4], c.heatmap_size, dims, c.mesh_heads, c.mesh_layers, c.mesh_ff_mult,
+            c.mesh_dropout, c.mesh_fj_channels, c.heatmap_sigma, c.mesh_proj_levels, c.use_projection,
+            c.mesh_residual, c.mesh_detach_joints)
         self.register_buffer("faces", torch.as_tensor(np.zeros((0, 3)) if faces is None else np.asarray(faces),
                                                       dtype=torch.long))
 
@@ -84,7 +73,7 @@ class CLIPHand3D(nn.Module):
         Returns the joint regressor's dict ('uvd', 'lixel_logits', 'pose_feats', 'feat2d') plus 'feats'
         [F0..F4]. Raises ValueError when images are not (B, 3, S, S).
         """
-        s = self.cfg["input_size"]
+        s = self.cfg.input_size
         if images.dim() != 4 or images.shape[1:] != (3, s, s):
             raise ValueError(f"images must be (B, 3, {s}, {s}), got {tuple(images.shape)}")
         feats = self.backbone(images)

@@ -68,8 +68,7 @@ class JointRegressor(nn.Module):
         ValueError: heatmap_size is not (S / stride) * 2**k, or stride is not 16 or 32.
     """
 
-    def __init__(self, in_channels, feat_size: int, heatmap_size: int, channels: int = 256,
-                 num_joints: int = 21, stride: int = 32):
+    def __init__(self, in_channels, feat_size: int, heatmap_size: int, channels: int, num_joints: int, stride: int):
         super().__init__()
         if stride not in (16, 32):
             raise ValueError(f"model.head_stride must be 16 or 32, got {stride}")

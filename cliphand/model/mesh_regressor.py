@@ -88,9 +88,8 @@ class MeshRegressor(nn.Module):
     """
 
     def __init__(self, levels: MeshLevels, f0_channels: int, pyramid_channels, heatmap_size: int,
-                 dims=(256, 128, 64, 32), heads: int = 4, layers: int = 1, ff_mult: int = 2, dropout: float = 0.1,
-                 fj_channels: int = 64, sigma: float = 2.0, proj_levels=(3, 3, 2, 1), use_projection: bool = True,
-                 residual: bool = True, detach_joints: bool = False):
+                 dims, heads: int, layers: int, ff_mult: int, dropout: float, fj_channels: int, sigma: float,
+                 proj_levels, use_projection: bool, residual: bool, detach_joints: bool):
         super().__init__()
         sizes = levels.sizes
         nblocks = len(sizes) - 1

@@ -42,11 +42,11 @@ def validation_sets(paths: Paths, limit: int) -> dict[str, PreparedSet]:
     return sets
 
 
-def _save_final(out: Path, model, model_cfg: dict, template: dict, meta: dict, work: Path) -> None:
+def _save_final(out: Path, model, template: dict, meta: dict, work: Path) -> None:
     """Rank 0 writes the final checkpoint ``out`` and only then removes the resume file ``work``: a kill
     before that resumes from the last epoch (in a data-parallel run the other ranks write nothing)."""
     if distributed.world().main:
-        save_checkpoint(out, model, model_cfg, template, meta)
+        save_checkpoint(out, model, template, meta)
         work.unlink(missing_ok=True)
 
 
@@ -59,9 +59,9 @@ def run_pretrain(p: Params, paths: Paths, out: Path, log=None) -> list[dict]:
     torch.manual_seed(run.seed)  # the initial weights follow the seed
     model = build_model(mcfg, template)
     work = out.with_suffix(".resume.pt")
-    history = train(model, train_set, run, work_path=work, model_cfg=mcfg,
+    history = train(model, train_set, run, work_path=work,
                     val_sets=validation_sets(paths, run.val_limit), log=log)
-    _save_final(out, model, mcfg, template, {"phase": "pretrain", "history": history, "input_size": run.input_size,
+    _save_final(out, model, template, {"phase": "pretrain", "history": history, "input_size": run.input_size,
                                              "depth_range": run.depth_range}, work)
     return history
 
@@ -88,9 +88,9 @@ def run_finetune(p: Params, paths: Paths, out: Path, overrides: dict | None = No
     load_matching(model, pre["model"])
     faces = torch.as_tensor(np.asarray(template["faces"]), dtype=torch.long)
     work = out.with_suffix(".resume.pt")
-    history = train(model, train_set, run, work_path=work, faces=faces, model_cfg=mcfg,
+    history = train(model, train_set, run, work_path=work, faces=faces,
                     val_sets=validation_sets(paths, run.val_limit) if validate else None, log=log)
-    _save_final(out, model, mcfg, template, {"phase": "finetune", "history": history, "n_joints": run.n_joints,
+    _save_final(out, model, template, {"phase": "finetune", "history": history, "n_joints": run.n_joints,
                                              "input_size": run.input_size, "depth_range": run.depth_range}, work)
     return history
 

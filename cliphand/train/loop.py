@@ -194,8 +194,7 @@ def _resume_state(work_path: Path, key: str, phase: str, main: bool) -> dict:
 
 
 def train(model, train_set: PreparedSet, run: TrainRun, *, work_path: Path, faces: torch.Tensor | None = None,
-          val_sets: dict[str, PreparedSet] | None = None, log: LogFn | None = None,
-          model_cfg: dict | None = None) -> list[dict]:
+          val_sets: dict[str, PreparedSet] | None = None, log: LogFn | None = None) -> list[dict]:
     """Train ``model`` in place for ``run.epochs`` epochs of ``run.phase``, resuming from ``work_path`` if it
     holds a checkpoint of the same settings.
 
@@ -210,13 +209,12 @@ def train(model, train_set: PreparedSet, run: TrainRun, *, work_path: Path, face
         work_path: the resume checkpoint, written atomically after every epoch and left in place at the end:
             the caller removes it once the final checkpoint is on disk, so a kill at any moment loses at
             most the current epoch. It is used only when its fingerprint matches: ``run``,
-            ``model_cfg``, the number of processes and :meth:`PreparedSet.content_hash` of the training data.
+            the model's settings (``model.cfg``), the number of processes and :meth:`PreparedSet.content_hash` of the training data.
         faces: (F, 3) template faces (finetune).
         val_sets: name -> split scored after every epoch by :func:`validation_metrics` (e.g. the synthetic
             ``val`` split and ``real_dev``, the development subset of the real photos); recorded as
             ``<name>_pa_mpjpe_mm`` and ``<name>_mpjpe_mm``.
         log: called as ``log(metrics, epoch)`` after every epoch (MLflow).
-        model_cfg: the model's settings (part of the resume fingerprint).
     Returns:
         Per-epoch history: dicts of mean loss terms (over all processes), lr, validation errors (mm; rank 0),
         seconds and samples/s (global).
@@ -245,7 +243,7 @@ def train(model, train_set: PreparedSet, run: TrainRun, *, work_path: Path, face
     frozen = run.freeze_backbone
     model.backbone.requires_grad_(not frozen)  # before the optimizer: it takes the trainable parameters only
     opt, sched = make_optimizer(model, run, steps)
-    key = fingerprint({"run": run.model_dump(), "model": model_cfg, "n": len(train_set), "processes": world.size,
+    key = fingerprint({"run": run.model_dump(), "model": model.cfg.model_dump(), "n": len(train_set), "processes": world.size,
                        "data": train_set.content_hash()})
     history: list[dict] = []
     start = 0

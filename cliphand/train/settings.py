@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from cliphand.config import Augment, Loss, NJoints, Params, Phase, PosFloat, PosInt, Seed
-from cliphand.defaults import MODEL_DEFAULTS, MODEL_SWITCHES
+from cliphand.config import Augment, Loss, ModelSettings, NJoints, Params, Phase, PosFloat, PosInt, Seed
+from cliphand.defaults import MODEL_SWITCHES
 
 
 class TrainRun(Phase):
@@ -52,23 +52,20 @@ def train_run(p: Params, phase: Literal["pretrain", "finetune"], **overrides: An
     values = {**group, "phase": phase, "seed": p.seed, "device": p.device,
               "sync_batchnorm": p.distributed.sync_batchnorm, "input_size": p.preprocess.input_size,
               "depth_range": p.preprocess.depth_range, "augment": p.augment, "loss": p.loss,
-              "use_clip": p.model.get("use_clip", MODEL_DEFAULTS["use_clip"]), "n_joints": p.text.n_joints}
+              "use_clip": p.model.use_clip, "n_joints": p.text.n_joints}
     if phase == "finetune":
         values["batch_size"] = p.clip.batch_size
     values.update(overrides)
     return TrainRun.model_validate(values)
 
 
-def model_settings(p: Params, text_dim: int | None = None, switches: dict | None = None) -> dict:
+def model_settings(p: Params, text_dim: int | None = None, switches: dict | None = None) -> ModelSettings:
     """The model's settings (:class:`cliphand.model.cliphand3d.CLIPHand3D`; stored in its checkpoints):
     ``model:`` with the input size S (``preprocess.input_size``), the text feature size Dt of the cached
     features, the CLIP temperature (``clip.temperature_init``, stored as its log) and an ablation row's module
-    switches (:data:`cliphand.defaults.MODEL_SWITCHES`). Keys left out take :data:`MODEL_DEFAULTS` in the model.
-    """
-    cfg = dict(p.model)
-    cfg["input_size"] = p.preprocess.input_size
-    cfg["logit_scale_init"] = math.log(p.clip.temperature_init)
+    switches (:data:`cliphand.defaults.MODEL_SWITCHES`)."""
+    update = {"input_size": p.preprocess.input_size, "logit_scale_init": math.log(p.clip.temperature_init),
+              **{k: v for k, v in (switches or {}).items() if k in MODEL_SWITCHES}}
     if text_dim is not None:
-        cfg["text_dim"] = int(text_dim)
-    cfg.update({k: v for k, v in (switches or {}).items() if k in MODEL_SWITCHES})
-    return cfg
+        update["text_dim"] = int(text_dim)
+    return ModelSettings.model_validate({**p.model.model_dump(), **update})
