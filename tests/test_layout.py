@@ -4,6 +4,7 @@ dependencies against what each stage really imports."""
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,12 @@ def _imported(script: Path, graph) -> set[str]:
     return {m for m in closure if not m.startswith(NOT_OUTPUT_DEPS)}
 
 
+@functools.cache
+def _graph():
+    """The library's import graph (grimp, as import-linter builds it), once per test session."""
+    return grimp.build_graph("cliphand")
+
+
 def _module_file(module: str) -> str:
     rel = Path(*module.split("."))
     return str(rel / "__init__.py") if (ROOT / rel).is_dir() else str(rel.with_suffix(".py"))
@@ -81,7 +88,7 @@ def test_dvc_deps_cover_the_code_each_stage_runs(stage):
     """Every library file a stage imports (directly or not) is among its dvc.yaml deps (as itself or as a
     folder above it), so that `dvc repro` reruns the stage when that code changes; and every code dep listed
     is one the stage imports (no stale or over-broad entries)."""
-    graph = grimp.build_graph("cliphand")
+    graph = _graph()
     script, deps = _stage_scripts(yaml.safe_load((ROOT / "dvc.yaml").read_text()))[stage]
     files = {_module_file(m) for m in _imported(script, graph)}
     code_deps = [d.rstrip("/") for d in deps if d.startswith("cliphand")]

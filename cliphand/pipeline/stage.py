@@ -17,13 +17,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from cliphand import distributed
-
-from cliphand.pipeline import tracking
-from cliphand.paths import Paths, repo_root
-from cliphand.profiles import load_params
+from cliphand.config import Params, validate
 from cliphand.environment import environment
 from cliphand.io import save_json
-from cliphand.config import Params, validate
+from cliphand.paths import Paths, repo_root
+from cliphand.pipeline import tracking
+from cliphand.profiles import load_params
 
 
 @dataclass
