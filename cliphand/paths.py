@@ -1,7 +1,7 @@
 """Where things are: the repository root of this run and the pipeline's data paths.
 
 Every ``data/...`` path the DVC stages read or write is named here once; ``dvc.yaml`` lists the same paths
-(``tests/test_paths.py`` checks the two agree). The stages pass these paths to the library, which takes
+(``tests/test_layout.py`` checks the two agree). The stages pass these paths to the library, which takes
 its inputs and outputs as arguments and hard-codes none.
 """
 

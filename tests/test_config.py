@@ -51,11 +51,10 @@ def test_profile_command_writes_merged_params(tmp_path, capsys, repo_root):
 def test_smoke_profile_only_names_known_keys(repo_root):
     """Every key of configs/smoke.yaml is a setting the code knows (a typo would silently do nothing)."""
     from cliphand.profiles import flatten
-    from cliphand.defaults import SYNTH_DEFAULTS as SYNTH, SYNTH_STAGE_KEYS
-    from cliphand.config import ModelSettings
+    from cliphand.config import ModelSettings, SynthSettings
 
     base = flatten(load_yaml(repo_root / "params.yaml"))
-    known = set(base) | {f"model.{k}" for k in ModelSettings.model_fields} | {f"synth.{k}" for k in (*SYNTH, *SYNTH_STAGE_KEYS)}
+    known = set(base) | {f"model.{k}" for k in ModelSettings.model_fields} | {f"synth.{k}" for k in SynthSettings.model_fields}
     for key in flatten(load_yaml(repo_root / "configs/smoke.yaml")):
         if not key.startswith("ablate.runs."):
             assert key in known, f"configs/smoke.yaml: unknown setting {key}"

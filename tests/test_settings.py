@@ -1,4 +1,4 @@
-"""The settings schema (cliphand/config.py): the shipped settings and profiles pass; each bad value fails
+"""The settings schema (cliphand/config/): the shipped settings and profiles pass; each bad value fails
 before any work with the key, the value and what is allowed."""
 
 from __future__ import annotations
@@ -50,7 +50,13 @@ BAD = [
     ("pretrian", {"epochs": 3}, None),  # a typo at the top level: allowed (unknown groups are ignored) ...
     ("pretrain.epoch", 3, r"pretrain\.epoch = 3: unknown key"),       # ... but not inside a known group
     ("model.backbone_name", "resnet18", r"model\.backbone_name = 'resnet18': unknown key"),
-    ("synth.n_train", 0, r"synth\.n_train = 0: must be an integer >= 1"),
+    ("synth.n_train", 0, r"synth\.n_train = 0: the pipeline uses every split: must be >= 1"),
+    ("synth.n_val", 2.5, r"synth\.n_val = 2\.5: Input should be a valid integer"),
+    ("synth.p_blur", 2, r"synth\.p_blur = 2: .*less than or equal to 1"),
+    ("synth.p_blur", True, r"synth\.p_blur = True: Input should be a valid number"),
+    ("synth.fov_degs", [1, 2], r"synth\.fov_degs = \[1, 2\]: unknown key"),
+    ("synth.hand_scale", [1.1, 0.9], r"synth\.hand_scale = \[1\.1, 0\.9\]: range \[1\.1, 0\.9\]: low must be <= high"),
+    ("synth.label_convention", "mano", r"synth\.label_convention = 'mano': Input should be 'ge' or 'webxr'"),
     ("model.use_clip", "yes", r"model\.use_clip = 'yes': Input should be a valid boolean"),
     ("data.template", "mano", r"needs mano_path"),
     ("text.encoder", "open_clip", r"features 'joints' .*needs encoder 'minilm'"),

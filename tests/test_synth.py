@@ -4,13 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from cliphand.config import SynthSettings
 from cliphand.data.synth.articulation import COLUMNS, LIMITS_DEG, Articulator, limits_array, load_gestures, palm_frame
 from cliphand.data.synth.backgrounds import photo_paths, random_background
 from cliphand.data.synth.hand_model import JOINTS21, SKIN_JOINT_NAMES, RiggedHand
 from cliphand.hand.skeleton import FINGERS
 from cliphand.data.synth.render import rasterize, shade
-from cliphand.defaults import SYNTH_DEFAULTS
 from cliphand.data.synth.sample import render_sample
 from cliphand.data.synth.synthesize import synthesize
 from cliphand.errors import DataError
@@ -194,7 +195,7 @@ def test_shade_lit_side_brighter():
 
 # --- samples and the stage ----------------------------------------------------------------------
 
-CFG = {"gestures_path": str(GESTURES), "render_size": 96}
+CFG = SynthSettings(render_size=96)
 
 
 def test_backgrounds():
@@ -211,7 +212,7 @@ def test_render_sample_joints_on_hand(hand):
         pytest.skip(f"{GESTURES} not present")
     hits = []
     for i in range(8):
-        s = render_sample(hand, np.random.default_rng([7, 0, i]), CFG)
+        s = render_sample(hand, np.random.default_rng([7, 0, i]), CFG, GESTURES)
         assert s["image"].shape == (96, 96, 3) and s["image"].dtype == np.uint8
         assert s["joints"].shape == (21, 3) and s["verts"].shape == (1360, 3) and s["K"].shape == (3, 3)
         assert s["verts"][:, 2].min() > 0.04
@@ -224,10 +225,15 @@ def test_render_sample_joints_on_hand(hand):
     assert np.mean(hits) > 0.9
 
 
-def test_unknown_cfg_key(hand):
-    with pytest.raises(ValueError, match="fov_degs"):
-        render_sample(hand, np.random.default_rng(0), {"fov_degs": [1, 2]})
-    assert "render_size" in SYNTH_DEFAULTS
+def test_synth_settings_refuse_bad_values():
+    """A typo, a wrong type, a reversed range or an impossible chance is an error naming the setting."""
+    for bad, name in (({"fov_degs": [1, 2]}, "fov_degs"), ({"p_blur": True}, "p_blur"),
+                      ({"hand_scale": [1.1, 0.9]}, "hand_scale"), ({"p_occlusion": 1.5}, "p_occlusion"),
+                      ({"jpeg_quality": [40.5, 90]}, "jpeg_quality"), ({"noise_std": [0, 1, 2]}, "noise_std"),
+                      ({"p_photo_bg": 0.8, "p_collage_bg": 0.3}, "p_photo_bg")):
+        with pytest.raises(ValidationError, match=name):
+            SynthSettings(**bad)
+    assert SynthSettings(fov_deg=[20, 45]).fov_deg == [20.0, 45.0]  # YAML ints are accepted for floats
 
 
 def test_synthesize_independent_of_workers(tmp_path):
@@ -236,7 +242,8 @@ def test_synthesize_independent_of_workers(tmp_path):
     outs = []
     for w in (1, 2):
         out = tmp_path / f"w{w}"
-        synthesize(GLB, out, n_train=5, n_val=2, n_test=0, seed=11, cfg=CFG, workers=w, chunk=2)
+        synthesize(GLB, GESTURES, out, SynthSettings(render_size=96, n_train=5, n_val=2, n_test=0, workers=w), seed=11,
+                   chunk=2)
         outs.append(out)
     for split, n in (("train", 5), ("val", 2), ("test", 0)):
         a = np.load(outs[0] / split / "images.npy")
@@ -270,9 +277,8 @@ from cliphand.data.synth.forearm import CLOTH, CUFF, SKIN, fit_wrist, forearm_me
 from cliphand.data.synth.hand_model import JOINTS21 as _J21  # noqa: E402
 from cliphand.data.synth.render import vertex_normals  # noqa: E402
 from cliphand.data.synth.appearance import nail_weights  # noqa: E402
-from cliphand.data.synth.settings import merge_cfg  # noqa: E402
 
-PLAIN = {**CFG, "p_upright": 1.0, "p_occlusion": 0.0, "p_blur": 0.0, "p_jpeg": 0.0, "noise_std": [0.0, 0.0],
+PLAIN = {"render_size": 96, "p_upright": 1.0, "p_occlusion": 0.0, "p_blur": 0.0, "p_jpeg": 0.0, "noise_std": [0.0, 0.0],
          "p_sleeve": 0.0}
 
 
@@ -308,8 +314,8 @@ def test_forearm_drawn_and_labels_unchanged(hand):
         pytest.skip(f"{GESTURES} not present")
     n_arm = 0
     for i in range(4):
-        with_arm = render_sample(hand, np.random.default_rng([3, 0, i]), {**PLAIN, "p_forearm": 1.0})
-        no_arm = render_sample(hand, np.random.default_rng([3, 0, i]), {**PLAIN, "p_forearm": 0.0})
+        with_arm = render_sample(hand, np.random.default_rng([3, 0, i]), SynthSettings(**PLAIN, p_forearm=1.0), GESTURES)
+        no_arm = render_sample(hand, np.random.default_rng([3, 0, i]), SynthSettings(**PLAIN, p_forearm=0.0), GESTURES)
         # the forearm has its own generator: same pose, camera, labels and (up to the arm) image
         for k in ("joints", "verts", "K"):
             assert np.array_equal(with_arm[k], no_arm[k])
@@ -415,16 +421,12 @@ def test_render_sample_reproducible_and_settings(hand):
     if not GESTURES.is_file():
         pytest.skip(f"{GESTURES} not present")
     for i in range(3):
-        a = render_sample(hand, np.random.default_rng([5, 1, i]), CFG)
-        b = render_sample(hand, np.random.default_rng([5, 1, i]), CFG)
+        a = render_sample(hand, np.random.default_rng([5, 1, i]), CFG, GESTURES)
+        b = render_sample(hand, np.random.default_rng([5, 1, i]), CFG, GESTURES)
         for k in ("image", "K", "joints", "verts", "mask"):
             assert np.array_equal(a[k], b[k])
-    c = render_sample(hand, np.random.default_rng([5, 1, 99]), CFG)
+    c = render_sample(hand, np.random.default_rng([5, 1, 99]), CFG, GESTURES)
     assert not np.array_equal(a["image"], c["image"])
-    for key in ("p_forearm", "p_sleeve", "skin_grain", "p_fill_light", "hemi_ambient", "p_collage_bg", "nail_tint"):
-        assert key in SYNTH_DEFAULTS
-    with pytest.raises(ValueError, match="p_forarm"):
-        merge_cfg({"p_forarm": 1.0})
 
 
 # --- label convention ---------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from pathlib import Path
 from cliphand.io import fingerprint, read_json, read_npz, save_text
 from cliphand.model.checkpoint import load_checkpoint
 from cliphand.config import Params
-from cliphand.defaults import SYNTH_DEFAULTS
 from cliphand.paths import Paths
 from cliphand.report.ablation import ablation_section
 from cliphand.report.document import Document
@@ -136,7 +135,7 @@ def _data_section(doc: Document, p: Params, inp: dict, meta: dict) -> None:
         doc.add(md_table(["split", "source", "rendered", "prepared", "protocol"], rows), "")
         if syn is not None:
             doc.add(f"Rendering speed: {fmt(syn.get('images_per_s'), 1)} images/s ({fmt(syn.get('wall_s'), 1)} s).")
-    render, pp = {**SYNTH_DEFAULTS, **p.synth}["render_size"], p.preprocess
+    render, pp = p.synth.render_size, p.preprocess
     size = meta.get("input_size", pp.input_size)
     doc.add(f"Render size {render}×{render} px; model input {size}×{size} px (square crop = {pp.pad} × the hand's "
             f"2D box); lixel depth axis spans {meta.get('depth_range', pp.depth_range)} m around the wrist.", "")

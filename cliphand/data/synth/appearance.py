@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from cliphand.config import SynthSettings
 from cliphand.data.synth.backgrounds import photo_crop, procedural
-from cliphand.data.synth.settings import draw_range
 from cliphand.data.synth.hand_model import RiggedHand
 from cliphand.data.synth.render import vertex_normals
 
@@ -25,13 +25,18 @@ _SKIN = np.array([[0.96, 0.80, 0.69], [0.90, 0.70, 0.57], [0.80, 0.60, 0.46],
                   [0.66, 0.46, 0.33], [0.50, 0.33, 0.22], [0.36, 0.23, 0.15]])
 
 
-def skin_field(rng: np.random.Generator, cfg: dict):
+def draw_range(rng: np.random.Generator, lohi: list[float]) -> float:
+    """One uniform draw from a range setting ``lohi`` = [low, high] (:class:`cliphand.config.SynthSettings`)."""
+    return rng.uniform(lohi[0], lohi[1])
+
+
+def skin_field(rng: np.random.Generator, cfg: SynthSettings):
     """A random skin tone with a little low-frequency variation: returns ``f(points) -> (N, 3)`` albedo of
     template-frame points (metres), so the hand and the forearm share one continuous colour field."""
     t = rng.uniform(0, len(_SKIN) - 1)
     i = int(min(t, len(_SKIN) - 2))
     base = _SKIN[i] * (1 - (t - i)) + _SKIN[i + 1] * (t - i)
-    base = base * (1 + rng.normal(0, cfg["skin_jitter"], 3))
+    base = base * (1 + rng.normal(0, cfg.skin_jitter, 3))
     w = rng.normal(0, 60.0, (3, 3))  # spatial frequencies, 1/metre
     ph = rng.uniform(0, 2 * np.pi, 3)
     redness = np.array([0.03, -0.02, -0.02]) * rng.uniform(0, 1)
@@ -112,12 +117,12 @@ def muted_color(rng: np.random.Generator, sat_max: float = 0.5) -> np.ndarray:
     return np.clip(g + (rng.uniform(0, 1, 3) - 0.5) * rng.uniform(0, sat_max) * 2 * min(g, 1 - g) * 2, 0, 1)
 
 
-def draw_cloth(rng: np.random.Generator, cfg: dict) -> dict:
+def draw_cloth(rng: np.random.Generator, cfg: SynthSettings) -> dict:
     """The sleeve's colour ``cloth`` (3,) and whether it gets a texture, ``texture``."""
-    return {"cloth": muted_color(rng), "texture": rng.random() < cfg["p_sleeve_texture"]}
+    return {"cloth": muted_color(rng), "texture": rng.random() < cfg.p_sleeve_texture}
 
 
-def paste_occluder(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, cfg: dict) -> np.ndarray:
+def paste_occluder(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, cfg: SynthSettings) -> np.ndarray:
     """Paste one random shape (ellipse, rotated rectangle or polygon; textured, photo or flat colour)
     over part of the hand. img (R, R, 3) float in [0, 1]; mask (R, R) bool hand silhouette."""
     R = img.shape[0]
@@ -125,7 +130,7 @@ def paste_occluder(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, 
     if len(ys) == 0:
         return img
     box_area = (np.ptp(ys) + 1) * (np.ptp(xs) + 1)
-    area = draw_range(rng, cfg["occlusion_frac"]) * box_area
+    area = draw_range(rng, cfg.occlusion_frac) * box_area
     k = rng.integers(len(ys))
     cy, cx = ys[k], xs[k]
     yy, xx = np.mgrid[0:R, 0:R].astype(np.float64)

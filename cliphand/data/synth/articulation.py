@@ -32,8 +32,8 @@ import numpy as np
 
 from scipy.linalg import orthogonal_procrustes
 
+from cliphand.config import SynthSettings
 from cliphand.data.synth.hand_model import JOINTS21, RiggedHand
-from cliphand.defaults import SAMPLER_DEFAULTS
 from cliphand.errors import DataError
 from cliphand.hand.skeleton import FINGERS
 
@@ -229,7 +229,7 @@ class Articulator:
             out[f] = [th, ph, hinge[0], hinge[1], 0.0]
         return self.clip(out)
 
-    def sample(self, rng: np.random.Generator, cfg: dict | None = None) -> np.ndarray:
+    def sample(self, rng: np.random.Generator, cfg: SynthSettings | None = None) -> np.ndarray:
         """Draw a natural-looking angle table.
 
         With probability ``p_gesture`` (when gestures are loaded): a random Ge et al. gesture plus
@@ -241,24 +241,25 @@ class Articulator:
 
         Args:
             rng: NumPy generator.
-            cfg: sampler settings (:data:`SAMPLER_DEFAULTS` keys; missing keys take the defaults).
+            cfg: the settings (its sampler fields ``p_gesture``, ``gesture_noise_deg``, ``grasp_beta``,
+                ``finger_noise``, ``p_finger_independent``); None: the defaults.
         Returns:
             (5, 5) degrees within :data:`LIMITS_DEG`.
         """
-        c = {**SAMPLER_DEFAULTS, **(cfg or {})}
+        c = cfg if cfg is not None else SynthSettings()
         lim = self.limits
-        if self.gesture_angles is not None and rng.random() < c["p_gesture"]:
+        if self.gesture_angles is not None and rng.random() < c.p_gesture:
             a = self.gesture_angles[rng.integers(len(self.gesture_angles))].copy()
-            a[:, :4] += rng.normal(0.0, c["gesture_noise_deg"], (5, 4))
+            a[:, :4] += rng.normal(0.0, c.gesture_noise_deg, (5, 4))
             a[3:, 4] = rng.uniform(0, 1, 2) * lim[3:, 4, 1] * 0.5
             return self.clip(a)
-        g = rng.beta(c["grasp_beta"], c["grasp_beta"])
+        g = rng.beta(c.grasp_beta, c.grasp_beta)
         a = np.zeros((5, 5))
         spread = rng.uniform(-0.2, 1.0)
         pattern = np.array([0.0, 15.0, 2.0, -8.0, -18.0])
         for f in range(1, 5):
-            curl = np.clip(g + rng.normal(0, c["finger_noise"]), 0, 1)
-            if rng.random() < c["p_finger_independent"]:
+            curl = np.clip(g + rng.normal(0, c.finger_noise), 0, 1)
+            if rng.random() < c.p_finger_independent:
                 curl = 0.0 if rng.random() < 0.5 else rng.uniform(0, 1)
             hi = lim[f, :, 1]
             fl1 = curl * hi[0] * rng.uniform(0.6, 1.0) + rng.normal(0, 6)
@@ -268,7 +269,7 @@ class Articulator:
             meta = (0.3 + 0.7 * g) * rng.uniform(0, 1) * hi[4]
             a[f] = [fl1, ab, fl2, fl3, meta]
         ct = np.clip(g + rng.normal(0, 0.3), 0, 1)
-        if rng.random() < c["p_finger_independent"]:
+        if rng.random() < c.p_finger_independent:
             ct = rng.uniform(0, 1)
         lo, hi = lim[0, :, 0], lim[0, :, 1]
         a[0] = [lo[0] + (hi[0] - lo[0]) * np.clip(ct + rng.normal(0, 0.2), 0, 1),

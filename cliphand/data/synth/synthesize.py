@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cliphand.config import SynthSettings
 from cliphand.data.synth.articulation import calibrate_label_offsets, load_gestures
 from cliphand.data.synth.backgrounds import load_photos
-from cliphand.data.synth.settings import merge_cfg
 from cliphand.data.synth.hand_model import RiggedHand
 from cliphand.data.synth.sample import articulator, render_sample
 from cliphand.io import atomic_path, save_npy, save_npz
@@ -27,27 +27,29 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 _WORKER: dict = {}
 
 
-def labelled_hand(glb_path: str | os.PathLike, cfg: dict) -> RiggedHand:
-    """The rigged hand with the label joints of ``cfg['label_convention']``: ``webxr`` the asset's joints,
-    ``ge`` offsets fitted to the Ge et al. gestures (:func:`cliphand.data.synth.articulation.calibrate_label_offsets`).
+def labelled_hand(glb_path: str | os.PathLike, convention: str,
+                  gestures_path: str | os.PathLike | None) -> RiggedHand:
+    """The rigged hand with the label joints of ``convention`` (``synth.label_convention``): ``webxr`` the
+    asset's joints, ``ge`` offsets fitted to the Ge et al. gestures of ``gestures_path``
+    (:func:`cliphand.data.synth.articulation.calibrate_label_offsets`).
 
     Raises:
         DataError: unreadable glb or gesture file; ValueError: an unknown convention, or ``ge`` without
             ``gestures_path``.
     """
     hand = RiggedHand.from_glb(glb_path)
-    conv = cfg["label_convention"]
-    if conv == "webxr":
+    if convention == "webxr":
         return hand
-    if conv != "ge":
-        raise ValueError(f"synth.label_convention must be 'ge' or 'webxr', got {conv!r}")
-    if not cfg["gestures_path"]:
-        raise ValueError("synth.label_convention 'ge' needs synth.gestures_path (the Ge et al. gestures)")
-    hand.label_offsets = calibrate_label_offsets(hand, load_gestures(cfg["gestures_path"]))
+    if convention != "ge":
+        raise ValueError(f"synth.label_convention must be 'ge' or 'webxr', got {convention!r}")
+    if not gestures_path:
+        raise ValueError("synth.label_convention 'ge' needs the Ge et al. gesture file (gestures_path)")
+    hand.label_offsets = calibrate_label_offsets(hand, load_gestures(gestures_path))
     return hand
 
 
-def _init_worker(glb_path: str, cfg: dict, label_offsets: np.ndarray | None) -> None:
+def _init_worker(glb_path: str, gestures_path: str | None, cfg: SynthSettings,
+                 label_offsets: np.ndarray | None) -> None:
     try:  # one BLAS thread per worker process
         from threadpoolctl import threadpool_limits
         threadpool_limits(1)
@@ -55,54 +57,54 @@ def _init_worker(glb_path: str, cfg: dict, label_offsets: np.ndarray | None) -> 
         pass
     _WORKER["hand"] = RiggedHand.from_glb(glb_path)
     _WORKER["hand"].label_offsets = label_offsets
-    _WORKER["cfg"] = cfg
-    articulator(_WORKER["hand"], cfg)
+    _WORKER["cfg"], _WORKER["gestures_path"] = cfg, gestures_path
+    articulator(_WORKER["hand"], cfg, gestures_path)
 
 
 def _render_chunk(task: tuple[int, int, int, int]) -> tuple[int, int, dict]:
     seed, split_id, start, stop = task
-    hand, cfg = _WORKER["hand"], _WORKER["cfg"]
+    hand, cfg, gestures = _WORKER["hand"], _WORKER["cfg"], _WORKER["gestures_path"]
     out = {k: [] for k in ("image", "K", "joints", "verts")}
     for i in range(start, stop):
-        s = render_sample(hand, np.random.default_rng([seed, split_id, i]), cfg)
+        s = render_sample(hand, np.random.default_rng([seed, split_id, i]), cfg, gestures)
         for k in out:
             out[k].append(s[k])
     return split_id, start, {k: np.stack(v) for k, v in out.items()}
 
 
-def synthesize(glb_path: str | os.PathLike, out_dir: str | os.PathLike, n_train: int, n_val: int,
-               n_test: int, seed: int = 0, cfg: dict | None = None, workers: int = 0,
-               chunk: int = 16) -> dict:
+def synthesize(glb_path: str | os.PathLike, gestures_path: str | os.PathLike | None, out_dir: str | os.PathLike,
+               cfg: SynthSettings, seed: int, chunk: int = 16) -> dict:
     """Render the synthetic splits and write them (design doc, "synthesize stage").
 
     Files: ``<out_dir>/<split>/images.npy`` uint8 (n, R, R, 3); ``<out_dir>/<split>/labels.npz`` with
     ``K`` (n, 3, 3) float32 pixels, ``joints`` (n, 21, 3) float32 and ``verts`` (n, V, 3) float32, metres,
     camera frame; ``<out_dir>/template.npz`` with ``verts`` (V, 3) float32 bind pose (template frame),
     ``faces`` (F, 3) int32, ``joints`` (21, 3) float32. Splits train/val/test; sample i of a split is
-    drawn from ``default_rng([seed, split_id, i])``, so the files do not depend on ``workers``. Images are
+    drawn from ``default_rng([seed, split_id, i])``, so the files do not depend on ``cfg.workers``. Images are
     written into a memory-mapped temporary file and renamed when complete (atomic).
 
     Args:
         glb_path: the rigged hand (``right.glb``).
+        gestures_path: the Ge et al. gestures (``handGestures.txt``): the pose prior (``cfg.p_gesture``) and the
+            ``ge`` label convention; None: neither.
         out_dir: e.g. ``data/synth``.
-        n_train, n_val, n_test: samples per split (0 writes an empty split).
+        cfg: the settings: samples per split ``n_train``, ``n_val``, ``n_test`` (0 writes an empty split),
+            processes ``workers`` (0 = ``os.cpu_count()``; 1 = in this process), and every sample's.
         seed: base seed.
-        cfg: settings (:data:`cliphand.defaults.SYNTH_DEFAULTS` keys).
-        workers: processes (0 = ``os.cpu_count()``; 1 = in this process).
         chunk: samples per task.
     Returns:
         {split: n} written.
     Raises:
-        DataError: unreadable glb or gesture file. ValueError: unknown cfg keys.
+        DataError: unreadable glb or gesture file. ValueError: label convention ``ge`` without gestures.
     """
-    cfg = merge_cfg(cfg)
     out_dir = Path(out_dir)
-    hand = labelled_hand(glb_path, cfg)
-    articulator(hand, cfg)  # fail early on a bad gesture file
-    R = int(cfg["render_size"])
+    gestures_path = str(gestures_path) if gestures_path else None
+    hand = labelled_hand(glb_path, cfg.label_convention, gestures_path)
+    articulator(hand, cfg, gestures_path)  # fail early on a bad gesture file
+    R = cfg.render_size
     V = len(hand.verts)
-    workers = (os.cpu_count() or 1) if workers == 0 else int(workers)
-    sizes = {"train": int(n_train), "val": int(n_val), "test": int(n_test)}
+    workers = cfg.workers or (os.cpu_count() or 1)
+    sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
     from tqdm import tqdm
 
     save_npz(out_dir / "template.npz", verts=hand.verts.astype(np.float32), faces=hand.faces.astype(np.int32),
@@ -110,9 +112,10 @@ def synthesize(glb_path: str | os.PathLike, out_dir: str | os.PathLike, n_train:
     load_photos()  # decode the background photographs once, before forking (the workers share them)
     pool = None
     if workers > 1 and sum(sizes.values()) > chunk:
-        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(str(glb_path), cfg, hand.label_offsets))
+        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker,
+                                           initargs=(str(glb_path), gestures_path, cfg, hand.label_offsets))
     else:
-        _WORKER.update(hand=hand, cfg=cfg)
+        _WORKER.update(hand=hand, cfg=cfg, gestures_path=gestures_path)
     try:
         with tqdm(total=sum(sizes.values()), desc="synthesize", unit="img") as bar:
             for split, n in sizes.items():

@@ -8,8 +8,10 @@ A wrong value fails at once with the key, the value and what is allowed, e.g.::
 
 instead of training zero steps, a ZeroDivisionError, or an unknown backbone found only at pretrain after
 the data stages ran. The groups whose keys are fixed forbid unknown keys (a typo is an error, not a
-silently ignored setting); ``synth`` accepts exactly the keys of :data:`cliphand.defaults.SYNTH_DEFAULTS`,
-each of the default's type. Built on pydantic (declared dependency; MLflow and DVC use it too).
+silently ignored setting). Built on pydantic (declared dependency; MLflow and DVC use it too).
+
+The groups with many settings, each with its default, have their own module: :mod:`cliphand.config.model`
+(``model``) and :mod:`cliphand.config.synth` (``synth``); the value types are in :mod:`cliphand.config.types`.
 
 The checked settings are typed (:class:`Params`, one model per group) and travel as such: a stage gets them
 from :func:`cliphand.pipeline.stage.stage_context` and passes them (or one group) to the library, which reads
@@ -18,22 +20,17 @@ fields, never ``dict.get`` with a default of its own.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from cliphand.defaults import BACKBONES, EXTERNAL, SYNTH_DEFAULTS, TRAIN_SPLITS
+from cliphand.config.model import ModelSettings
+from cliphand.config.synth import SynthSettings
+from cliphand.config.types import Fraction, NJoints, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Seed
+from cliphand.defaults import EXTERNAL, TRAIN_SPLITS
 from cliphand.errors import DataError
 
-PosInt = Annotated[int, Field(gt=0)]
-NonNegInt = Annotated[int, Field(ge=0)]
-PosFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-Prob = Annotated[float, Field(ge=0, le=1)]
-Fraction = Annotated[float, Field(gt=0, le=1)]
-NJoints = Annotated[int, Field(ge=1, le=21)]
-Seed = Annotated[int, Field(ge=0)]
+__all__ = ["DATA_SPLITS", "ModelSettings", "Params", "SynthSettings", "heatmap_upsampling", "validate"]
 
 #: what a benchmark or an ablation row may be scored on (cliphand.data.splits; 'train' is not scored)
 DATA_SPLITS = tuple(s for s in TRAIN_SPLITS if s != "train") + EXTERNAL
@@ -164,48 +161,6 @@ class Ablate(_Strict):
         return self
 
 
-class ModelSettings(_Strict):
-    """``model``: the model's hyper-parameters, every one with its default (:class:`cliphand.model.cliphand3d.CLIPHand3D`;
-    checkpoints store them). The defaults are sized for CPU training; the paper's setting is resnet50, 224 px,
-    E = 512 and CLIP ViT-B/32 text features (configs/paper.yaml). Strict types: ``use_clip: 'yes'`` is an error."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    # visual encoder (§3.2)
-    backbone: Literal[BACKBONES] = "efficientnet_lite0"   # type: ignore[valid-type]  (paper: resnet50)
-    pretrained: str | None = "imagenet"   # null | imagenet (Lite: its PyPI wheel; ResNet: torchvision) | state_dict file
-    input_size: Annotated[int, Field(ge=32, multiple_of=32)] = 128   # S, square input side, pixels (paper: 224)
-    num_joints: Literal[21] = 21
-    # joint regressor (§3.2, eq. 2)
-    heatmap_size: PosInt = 32          # Hm lixels per axis: (S / head_stride) * 2**k (paper, I2L-MeshNet: 64 at 256)
-    head_stride: Literal[16, 32] = 16  # 16: F3 + up-sampled F4 feed the x/y lixels; 32: F4 only (paper)
-    deconv_channels: PosInt = 128      # C of the deconvolutions and of the pose-aware features Fp
-    # feature matching head (§3.3)
-    use_clip: bool = True              # ablation: False drops the head (no pose/text embeddings)
-    embed_dim: PosInt = 256            # E (paper: 512)
-    text_dim: PosInt = 384             # Dt of the frozen text features (MiniLM 384, CLIP ViT-B/32 512)
-    text_max_len: PosInt = 77          # longest text sequence L the adapters accept
-    adapter_heads: PosInt = 4
-    adapter_ff: PosInt = 512
-    adapter_dropout: Prob = 0.1
-    logit_scale_init: float = math.log(100.0)   # initial log temperature (NOTES §5)
-    logit_scale_max: PosFloat = 100.0  # exp(log temperature) clamped to [1, this]
-    # mesh regressor (§3.4)
-    mesh_levels: list[PosInt] = [85, 170, 340]       # node counts between the 21 joints and the V vertices
-    mesh_dims: list[PosInt] = [256, 128, 64, 32]     # node feature size per level (21, 85, 170, 340)
-    mesh_heads: PosInt = 4
-    mesh_layers: PosInt = 1            # transformer layers per level
-    mesh_ff_mult: PosInt = 2
-    mesh_dropout: Prob = 0.0           # > 0 puts attention on the slow math path (2x mesh cost on CPU)
-    mesh_fj_channels: PosInt = 64      # channels of F_J ([F0, 3D joint heatmap] -> conv)
-    heatmap_sigma: PosFloat = 2.0      # of the 3D joint heatmap, heatmap pixels (App. A.2)
-    mesh_proj_levels: list[NonNegInt] = [3, 3, 2, 1]  # pyramid level F_k sampled at the joints, per block
-    use_projection: bool = True        # ablation: joint-based feature-pyramid projection
-    use_sparse_to_dense: bool = True   # ablation: False = one linear map from the 21 joint nodes to V vertices
-    mesh_residual: bool = True         # each level refines the up-sampled coarser coordinates (our addition)
-    mesh_detach_joints: bool = False   # stop mesh-loss gradients into the joint regressor
-
-
 class Benchmark(_Strict):
     data: Literal[DATA_SPLITS]                          # type: ignore[valid-type]
     text: Literal["test", "val"] | None
@@ -273,13 +228,13 @@ class Report(_Strict):
 
 
 class Params(_Open):
-    """The whole of ``params.yaml``, typed: one model per group (``download``, ``synth``, ``model`` and
-    ``peers`` stay mappings: their keys are arguments of the code they configure, checked there)."""
+    """The whole of ``params.yaml``, typed: one model per group (``download`` and ``peers`` stay mappings:
+    their keys are arguments of the code they configure, checked there)."""
 
     seed: Seed
     device: Literal["cpu", "cuda", "auto"]
     data: Data
-    synth: dict[str, Any]
+    synth: SynthSettings
     preprocess: Preprocess
     text: Text
     model: ModelSettings
@@ -305,31 +260,7 @@ def heatmap_upsampling(base: int, heatmap_size: int) -> int | None:
     return ratio if heatmap_size > 0 and ratio * base == heatmap_size and not ratio & (ratio - 1) else None
 
 
-def _check_against_defaults(group: str, values: dict, defaults: dict) -> list[str]:
-    """Keys of ``values`` must be keys of ``defaults``, and each value of the default's kind."""
-    errors = []
-    for key, value in values.items():
-        if key not in defaults:
-            errors.append(f"{group}.{key} = {value!r}: unknown key; allowed: {', '.join(sorted(defaults))}")
-            continue
-        default = defaults[key]
-        if default is None or value is None:
-            continue
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, (int, float)):
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif isinstance(default, (list, tuple)):
-            ok = isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                          for v in value)
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            errors.append(f"{group}.{key} = {value!r}: must be of the kind of its default {default!r}")
-    return errors
-
-
-def _cross_field(p: Params, raw: dict) -> list[str]:
+def _cross_field(p: Params) -> list[str]:
     """Rules between groups (the model's geometry, batch vs split sizes)."""
 
     errors = []
@@ -338,7 +269,10 @@ def _cross_field(p: Params, raw: dict) -> list[str]:
     if heatmap_upsampling(base, m.heatmap_size) is None:
         errors.append(f"model.heatmap_size = {m.heatmap_size!r}: must be preprocess.input_size / "
                       f"model.head_stride ({base}) times a power of two (e.g. {base}, {2 * base}, {4 * base})")
-    n_synth = int(raw["synth"].get("n_train", 0) or 0)
+    for key in ("n_train", "n_val", "n_test"):  # every split feeds a later stage
+        if getattr(p.synth, key) < 1:
+            errors.append(f"synth.{key} = {getattr(p.synth, key)}: the pipeline uses every split: must be >= 1")
+    n_synth = p.synth.n_train
     if p.data.train == "synth" and n_synth and p.pretrain.batch_size > n_synth:
         errors.append(f"pretrain.batch_size = {p.pretrain.batch_size}: larger than synth.n_train ({n_synth})")
     procs = p.distributed.nproc_per_node * p.distributed.nnodes
@@ -384,14 +318,7 @@ def validate(params: dict, source: str = "params.yaml") -> Params:
         typed = Params.model_validate(params)
     except ValidationError as exc:
         raise DataError("invalid settings:\n" + "\n".join(_format(exc, source))) from None
-    errors = [f"{source}: {e}" for e in _check_against_defaults(
-        "synth", params["synth"], {**SYNTH_DEFAULTS, "n_train": 1, "n_val": 1, "n_test": 1, "workers": 0, "seed": 0})]
-    if not errors:
-        errors = [f"{source}: {e}" for e in _cross_field(typed, params)]
-    for key in ("n_train", "n_val", "n_test"):
-        value = params["synth"].get(key)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            errors.append(f"{source}: synth.{key} = {value!r}: must be an integer >= 1")
+    errors = [f"{source}: {e}" for e in _cross_field(typed)]
     if errors:
         raise DataError("invalid settings:\n" + "\n".join(errors))
     return typed

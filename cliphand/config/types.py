@@ -1,0 +1,37 @@
+"""The constrained value types the settings' schema is written in (pydantic ``Annotated`` types), shared by
+:mod:`cliphand.config` and its group modules (:mod:`cliphand.config.model`, :mod:`cliphand.config.synth`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Prob = Annotated[float, Field(ge=0, le=1)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+NJoints = Annotated[int, Field(ge=1, le=21)]
+Seed = Annotated[int, Field(ge=0)]
+
+
+def _ordered(lohi: list) -> list:
+    if lohi[0] > lohi[1]:
+        raise ValueError(f"range {lohi}: low must be <= high")
+    return lohi
+
+
+#: a [low, high] range of floats (low <= high), drawn uniformly by the code that uses it
+Range = Annotated[list[float], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+#: the same, with both ends >= 0
+NonNegRange = Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=2, max_length=2),
+                        AfterValidator(_ordered)]
+
+
+class StrictModel(BaseModel):
+    """A group whose keys are fixed (an unknown key is an error) and whose values keep their YAML type:
+    ``use_clip: 'yes'`` or ``p_blur: true`` is an error, not a conversion (an int is accepted for a float)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
