@@ -14,6 +14,6 @@ with stage_context("peer_mediapipe") as st:
         print(f"peer_mediapipe: MediaPipe is not installed, the peer row is not run ({INSTALL_HINT})")
         st.finish({"status": "not run", "reason": f"MediaPipe is not installed: {INSTALL_HINT}"})
     else:
-        metrics, preds = evaluate_mediapipe(st.paths.realworld_raw, st.cfg.peers["mediapipe"])
+        metrics, preds = evaluate_mediapipe(st.paths.realworld_raw, st.cfg.peers.mediapipe)
         save_npz(out / "predictions.npz", **preds)
         st.finish({"status": "run", **metrics})

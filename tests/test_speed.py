@@ -156,10 +156,11 @@ def test_paper_model_has_the_authors_node_counts(tmp_path, repo_root):
 
 def test_mediapipe_peer_on_real_photos(shared_data, tmp_path):
     pytest.importorskip("mediapipe")
+    from cliphand.config import MediaPipeSettings
     from cliphand.peers.scoring import evaluate_mediapipe
 
     root = realworld_copy(shared_data / "realworld_testset", tmp_path / "rw", 12)
-    metrics, preds = evaluate_mediapipe(root, {"min_detection_confidence": 0.3}, progress=False)
+    metrics, preds = evaluate_mediapipe(root, MediaPipeSettings(), progress=False)
     assert metrics["n_images"] == 12 and metrics["n_detected"] >= 11
     # NOTES §3 measured 11.2 mm PA-MPJPE over 399 photos; a wrong axis or joint order is far worse
     assert metrics["pa_mpjpe_mm"] < 20 and metrics["mpjpe_mm"] < 45 and metrics["auc_0_50"] > 0.6

@@ -20,13 +20,14 @@ fields, never ``dict.get`` with a default of its own.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cliphand.config.model import ModelSettings
 from cliphand.config.synth import SynthSettings
-from cliphand.config.types import Fraction, NJoints, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Seed
+from cliphand.config.sources import DatasetRoot, Download, FreihandSource
+from cliphand.config.types import ClosedModel, Fraction, NJoints, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Seed
 from cliphand.defaults import EXTERNAL, TRAIN_SPLITS
 from cliphand.errors import DataError
 
@@ -36,15 +37,11 @@ __all__ = ["DATA_SPLITS", "ModelSettings", "Params", "SynthSettings", "heatmap_u
 DATA_SPLITS = tuple(s for s in TRAIN_SPLITS if s != "train") + EXTERNAL
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class Phase(_Strict):
+class Phase(ClosedModel):
     """``pretrain`` / ``finetune``: one training run (cliphand/train/loop.py)."""
 
     epochs: PosInt
@@ -69,18 +66,18 @@ class Finetune(Phase):
     pretrained_lr_mult: PosFloat = 1.0
 
 
-class Preprocess(_Strict):
+class Preprocess(ClosedModel):
     input_size: Annotated[int, Field(ge=32, multiple_of=32)]
     pad: Annotated[float, Field(ge=1.0)]
     depth_range: PosFloat
 
 
-class Clip(_Strict):
+class Clip(ClosedModel):
     batch_size: Annotated[int, Field(ge=2)]           # in-batch negatives need two samples at least
     temperature_init: Annotated[float, Field(ge=1.0, le=100.0)]
 
 
-class Loss(_Strict):
+class Loss(ClosedModel):
     alpha1: NonNegFloat
     alpha2: NonNegFloat
     alpha3: NonNegFloat
@@ -89,7 +86,7 @@ class Loss(_Strict):
     lixel_sigma: PosFloat
 
 
-class Augment(_Strict):
+class Augment(ClosedModel):
     rotation_deg: Annotated[float, Field(ge=0, le=180)]
     scale: tuple[PosFloat, PosFloat]
     shift: Annotated[float, Field(ge=0, le=0.5)]
@@ -104,7 +101,7 @@ class Augment(_Strict):
         return self
 
 
-class Text(_Strict):
+class Text(ClosedModel):
     """``text``: the prompts and the frozen text encoder (cliphand/text/)."""
 
     encoder: Literal["minilm", "open_clip"]
@@ -124,7 +121,7 @@ class Text(_Strict):
         return self
 
 
-class Row(_Strict):
+class Row(ClosedModel):
     seeds: list[Seed] | None = None
     batch_size: Annotated[int, Field(ge=2)] | None = None
     n_joints: NJoints | None = None
@@ -136,7 +133,7 @@ class Row(_Strict):
     use_sparse_to_dense: bool | None = None
 
 
-class Ablate(_Strict):
+class Ablate(ClosedModel):
     epochs: PosInt
     n_train: PosInt | None
     batch_size: Annotated[int, Field(ge=2)]
@@ -161,18 +158,18 @@ class Ablate(_Strict):
         return self
 
 
-class Benchmark(_Strict):
+class Benchmark(ClosedModel):
     data: Literal[DATA_SPLITS]                          # type: ignore[valid-type]
     text: Literal["test", "val"] | None
 
 
-class Evaluate(_Strict):
+class Evaluate(ClosedModel):
     batch_size: PosInt
     retrieval_batch_sizes: list[Annotated[int, Field(ge=2)]]
     benchmarks: dict[str, Benchmark]
 
 
-class Distributed(_Strict):
+class Distributed(ClosedModel):
     """``distributed``: the torchrun launch of pretrain and finetune (cliphand/distributed.py)."""
 
     nproc_per_node: PosInt
@@ -189,15 +186,15 @@ class Distributed(_Strict):
         return self
 
 
-class Data(_Strict):
+class Data(ClosedModel):
     """``data``: the training source, the template mesh and the external datasets' release folders."""
 
     train: Literal["synth", "freihand"]
     template: Literal["synth", "mano"]
     mano_path: str | None
-    freihand: dict[str, Any] = {"root": None, "versions": [0, 1, 2, 3], "val_fraction": 0.05}
-    rhd: dict[str, Any] = {"root": None}
-    stb: dict[str, Any] = {"root": None}
+    freihand: FreihandSource = FreihandSource()
+    rhd: DatasetRoot = DatasetRoot()
+    stb: DatasetRoot = DatasetRoot()
 
     @model_validator(mode="after")
     def _mano(self):
@@ -206,7 +203,7 @@ class Data(_Strict):
         return self
 
 
-class Bench(_Strict):
+class Bench(ClosedModel):
     """``benchmark``: Table 6 on this machine, ONNX parity and latency, loader vs step (cliphand/bench/speed.py)."""
 
     checkpoint: str
@@ -221,15 +218,30 @@ class Bench(_Strict):
     pipeline: dict[Literal["loader_iters", "step_iters", "text_iters"], PosInt]
 
 
-class Report(_Strict):
+class Report(ClosedModel):
     """``report``: the generated report (cliphand/report/build.py)."""
 
     overlays: NonNegInt
 
 
+class MediaPipeSettings(ClosedModel):
+    """``peers.mediapipe``: MediaPipe Hands' own settings for the peer row (NOTES §3; passed to
+    ``mediapipe.solutions.hands.Hands`` by :class:`cliphand.peers.mediapipe_hands.MediaPipeHands`)."""
+
+    static_image_mode: bool = True            # the palm detector runs on every image (no tracking)
+    max_num_hands: PosInt = 1
+    model_complexity: Literal[0, 1] = 1
+    min_detection_confidence: Prob = 0.3
+
+
+class Peers(ClosedModel):
+    """``peers``: the peer methods run on the real-world set (optional: ``pip install '.[peers]'``)."""
+
+    mediapipe: MediaPipeSettings = MediaPipeSettings()
+
+
 class Params(_Open):
-    """The whole of ``params.yaml``, typed: one model per group (``download`` and ``peers`` stay mappings:
-    their keys are arguments of the code they configure, checked there)."""
+    """The whole of ``params.yaml``, typed: one model per group."""
 
     seed: Seed
     device: Literal["cpu", "cuda", "auto"]
@@ -248,8 +260,8 @@ class Params(_Open):
     distributed: Distributed
     benchmark: Bench
     report: Report
-    download: dict[str, Any]
-    peers: dict[str, Any]
+    download: Download
+    peers: Peers
 
 
 def heatmap_upsampling(base: int, heatmap_size: int) -> int | None:

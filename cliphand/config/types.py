@@ -30,8 +30,14 @@ NonNegRange = Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=2,
                         AfterValidator(_ordered)]
 
 
-class StrictModel(BaseModel):
-    """A group whose keys are fixed (an unknown key is an error) and whose values keep their YAML type:
-    ``use_clip: 'yes'`` or ``p_blur: true`` is an error, not a conversion (an int is accepted for a float)."""
+class ClosedModel(BaseModel):
+    """A group whose keys are fixed: an unknown key (a typo) is an error, not a silently ignored setting."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StrictModel(ClosedModel):
+    """A closed group whose values also keep their YAML type: ``use_clip: 'yes'`` or ``p_blur: true`` is an
+    error, not a conversion (an int is accepted for a float)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)

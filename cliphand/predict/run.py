@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from cliphand.config import MediaPipeSettings
 from cliphand.errors import DataError
 from cliphand.predict.camera import BONE_LENGTH_M, PAD, default_intrinsics, read_intrinsics, square_box
 from cliphand.predict.inputs import (downscale_record, file_stems, folder_images, input_kind, read_image,
@@ -185,7 +186,7 @@ def _open_detector(use_detector: bool | None, video: bool):
     if not mph.available():
         raise DataError(f"MediaPipe Hands was asked for but is not installed: {mph.INSTALL_HINT}")
     try:
-        det = mph.MediaPipeHands(static_image_mode=not video)
+        det = mph.MediaPipeHands(MediaPipeSettings(static_image_mode=not video))
     except mph.PeerUnavailable as exc:
         if use_detector:
             raise DataError(str(exc)) from exc
