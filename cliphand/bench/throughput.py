@@ -19,6 +19,7 @@ import torch
 
 from cliphand.bench.timing import time_call
 from cliphand.data.loader import PreparedSet
+from cliphand.distributed import model_device
 from cliphand.train.loop import finetune_step, make_optimizer
 from cliphand.train.settings import TrainRun
 
@@ -58,7 +59,7 @@ def train_step_rate(model, dataset: PreparedSet, run: TrainRun, faces: torch.Ten
         terms["total"].backward()
         opt.step()
 
-    stats = time_call(step, warmup, iters)
+    stats = time_call(step, warmup, iters, device=model_device(model))  # waits for a GPU's queued work
     return {**stats, "batch": bs, "images_per_s": round(1000 * bs / stats["median_ms"], 2)}
 
 
