@@ -248,3 +248,33 @@ def test_peer_stage_without_mediapipe_records_not_run(tmp_path, monkeypatch, rep
     assert m["status"] == "not run" and "pip install '.[peers]'" in m["reason"]
     assert (tmp_path / "data/peers/mediapipe").is_dir()  # the stage's declared output exists for DVC
     assert "not run" in capsys.readouterr().out
+
+
+def test_train_speed_command_times_steps_loader_and_loop(tmp_path):
+    """`python -m cliphand.bench.train_speed` on a tiny prepared split (the CPU here; CUDA where there is one):
+    a row per batch size that fits the split, the loader at each, and the training loop's epochs."""
+    import yaml
+
+    from cliphand.bench.train_speed import main
+    from cliphand.io import save_npz
+    from cliphand.profiles import deep_merge, load_params
+
+    template = tiny_template()
+    data = tmp_path / "data"
+    write_tiny_split(data / "prep" / "train", template, n=24, text_path=data / "text" / "train_n21.npz")
+    save_npz(data / "prep" / "template.npz", **template)
+    tiny_model = {k: v for k, v in TINY_MODEL.items() if k not in ("input_size", "text_dim")}
+    params = deep_merge(load_params(), {"model": tiny_model, "preprocess": {"input_size": 64},
+                                        "clip": {"batch_size": 8}, "finetune": {"n_train": 24}})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "speed.json"
+    assert main(["--device", "cpu", "--params", str(tmp_path / "params.yaml"), "--root", str(tmp_path),
+                 "--batch-sizes", "4", "8", "64", "--iters", "1", "--loop-steps", "2", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["device"] == "cpu" and res["gpu"] is None and res["n_train"] == 24
+    assert [(r["batch"], r["amp_bf16"]) for r in res["steps"]] == [(4, False), (8, False)]  # 64 > the 24 samples
+    assert [r["batch"] for r in res["loader"]] == [4, 8]
+    assert all(r["images_per_s"] > 0 and r["median_ms"] > 0 for r in res["steps"] + res["loader"])
+    epochs = res["loop"]["epochs"]
+    assert res["loop"]["batch"] == 8 and [e["epoch"] for e in epochs] == [1, 2] and all(e["steps"] == 2 for e in epochs)
+    assert all(np.isfinite(e["loss_total"]) and e["samples_per_s"] > 0 for e in epochs)

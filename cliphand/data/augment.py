@@ -8,6 +8,9 @@ Two views of each training image (paper §3.5, eq. 6):
   same 2x3 affine; the consistency loss ties the two predictions.
 
 Affines act on normalised uv (``u = u_px / S``, see :mod:`cliphand.hand.geometry`).
+
+Every random parameter is drawn from the CPU generator ``gen`` (one stream, the same whatever the device); the
+image arithmetic runs where the images are, so a CUDA run augments on the GPU instead of starving it.
 """
 
 from __future__ import annotations
@@ -47,15 +50,15 @@ def photometric(x: torch.Tensor, gen: torch.Generator, strength: float = 0.3) ->
         return x
     b = x.shape[0]
 
-    def factor(*shape):
-        return 1.0 + strength * (2 * torch.rand(b, *shape, generator=gen) - 1)
+    def factor(*shape):  # drawn on the CPU generator, applied where the images are
+        return (1.0 + strength * (2 * torch.rand(b, *shape, generator=gen) - 1)).to(x.device)
 
     x = x * factor(1, 1, 1)                                  # brightness
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * factor(1, 1, 1) + mean                  # contrast
     grey = x.mean(dim=1, keepdim=True)
     x = (x - grey) * factor(1, 1, 1) + grey                  # saturation
-    x = x * (1.0 + 0.5 * strength * (2 * torch.rand(b, 3, 1, 1, generator=gen) - 1))  # colour gain
+    x = x * (1.0 + 0.5 * strength * (2 * torch.rand(b, 3, 1, 1, generator=gen) - 1)).to(x.device)  # colour gain
     return x.clamp_(0.0, 1.0)
 
 
@@ -86,8 +89,8 @@ def amplitude_mix(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, beta: f
     cy, cx = h // 2, w // 2
     win = torch.zeros(h, w)
     win[cy - r:cy + r + 1, cx - r:cx + r + 1] = 1.0
-    mix = lam.view(b, 1, 1, 1) * win
-    amp = amp * (1 - mix) + amp[partner] * mix
+    mix = (lam.view(b, 1, 1, 1) * win).to(x.device)
+    amp = amp * (1 - mix) + amp[partner.to(x.device)] * mix
     out = torch.fft.ifft2(torch.fft.ifftshift(torch.polar(amp, phase), dim=(-2, -1))).real
     return out.clamp_(0.0, 1.0)
 

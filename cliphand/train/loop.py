@@ -98,19 +98,24 @@ def make_optimizer(model: torch.nn.Module, run: TrainRun, steps_per_epoch: int):
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def _check_finite(terms: dict[str, torch.Tensor], where: str) -> None:
-    for name, value in terms.items():
-        if not torch.isfinite(value).all():
-            raise TrainingError(f"non-finite loss at {where}: term '{name}' = {value.item()}")
+def _values(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """The scalar loss terms as Python floats, in one device-to-host copy (one GPU synchronisation per step,
+    not one per term)."""
+    return dict(zip(terms, torch.stack([t.detach() for t in terms.values()]).tolist()))
+
+
+def _check_finite(values: dict[str, float], where: str) -> None:
+    for name, value in values.items():
+        if not math.isfinite(value):
+            raise TrainingError(f"non-finite loss at {where}: term '{name}' = {value}")
 
 
 def pretrain_step(model, batch, run: TrainRun, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Loss terms of one pretraining step (random affine view, L1 on uvd joints)."""
-    aug = run.augment
-    x, A = geometric_view(style(batch["image"], gen, aug), gen, aug)
-    dev = model_device(model)
+    aug, dev = run.augment, model_device(model)
+    x, A = geometric_view(style(batch["image"].to(dev, non_blocking=True), gen, aug), gen, aug)
     with _autocast(dev, run.amp):
-        out = _float_outputs(model.pose_features(normalise(x).to(dev, non_blocking=True)))
+        out = _float_outputs(model.pose_features(normalise(x)))
     gt = apply_affine_uvd(batch["uvd"], A).to(dev)
     w = run.loss
     terms = {"joint": L.l1_loss(out["uvd"], gt)}
@@ -125,14 +130,15 @@ def finetune_step(model, batch, run: TrainRun, gen: torch.Generator, faces: torc
     aug, w = run.augment, run.loss
     input_size, depth_range = run.input_size, run.depth_range
     b = batch["image"].shape[0]
-    xa = style(batch["image"], gen, aug)
-    xb, A = geometric_view(style(batch["image"], gen, aug), gen, aug)
-    use_clip = run.use_clip and "text" in batch and w.alpha4 > 0
-    # augmentation draws from the CPU generator `gen` (reproducible on any device); the model runs on its own
+    # augmentation draws from the CPU generator `gen` (reproducible on any device) and runs on the model's
     dev = model_device(model)
+    image = batch["image"].to(dev, non_blocking=True)
+    xa = style(image, gen, aug)
+    xb, A = geometric_view(style(image, gen, aug), gen, aug)
+    use_clip = run.use_clip and "text" in batch and w.alpha4 > 0
     text = torch.cat([batch["text"], batch["text"]]).to(dev, non_blocking=True) if use_clip else None
     with _autocast(dev, run.amp):
-        out = _float_outputs(model(normalise(torch.cat([xa, xb])).to(dev, non_blocking=True), text))
+        out = _float_outputs(model(normalise(torch.cat([xa, xb])), text))
 
     uvd_gt = torch.cat([batch["uvd"], apply_affine_uvd(batch["uvd"], A)]).to(dev)
     verts_gt = torch.cat([batch["verts_uvd"], apply_affine_uvd(batch["verts_uvd"], A)]).to(dev)
@@ -275,14 +281,15 @@ def train(model, train_set: PreparedSet, run: TrainRun, *, work_path: Path, face
         bar = tqdm(range(steps), desc=f"{phase} {epoch + 1}/{epochs}", leave=False, disable=not world.main)
         for step in bar:
             terms = step_loss(train_set.batch(order[step * local_bs:(step + 1) * local_bs]), gen)
-            _check_finite(terms, f"{phase} epoch {epoch + 1} step {step + 1}")
+            values = _values(terms)
+            _check_finite(values, f"{phase} epoch {epoch + 1} step {step + 1}")
             opt.zero_grad(set_to_none=True)
             terms["total"].backward()
             opt.step()
             sched.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            bar.set_postfix(loss=f"{float(terms['total'].detach()):.4f}")
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{values['total']:.4f}")
         bar.close()
         record = {f"loss_{k}": v / max(1, steps) for k, v in distributed.mean_over_ranks(sums).items()}
         record.update(epoch=epoch + 1, steps=steps, processes=world.size, lr=opt.param_groups[-1]["lr"],
