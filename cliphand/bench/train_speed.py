@@ -12,7 +12,7 @@ On the prepared training split (``data/prep/train`` with its text cache, from ``
   the later epochs' samples/s is the figure (the first pays for start-up).
 
 It writes one JSON (``--out``). It is not a DVC stage: the benchmark stage times this machine's CPU
-(``data/metrics/benchmark.json``); this is for the GPU a user has (README, "Scaling out").
+(``data/metrics/benchmark.json``); this is for the GPU a user has (README, "GPU profile").
 """
 
 from __future__ import annotations
