@@ -229,7 +229,7 @@ def test_synth_settings_refuse_bad_values():
     """A typo, a wrong type, a reversed range or an impossible chance is an error naming the setting."""
     for bad, name in (({"fov_degs": [1, 2]}, "fov_degs"), ({"p_blur": True}, "p_blur"),
                       ({"hand_scale": [1.1, 0.9]}, "hand_scale"), ({"p_occlusion": 1.5}, "p_occlusion"),
-                      ({"jpeg_quality": [40.5, 90]}, "jpeg_quality"), ({"noise_std": [0, 1, 2]}, "noise_std"),
+                      ({"jpeg_quality": [40.5, 90]}, "jpeg_quality"), ({"jpeg_quality": [95, 40]}, "jpeg_quality"), ({"noise_std": [0, 1, 2]}, "noise_std"),
                       ({"p_photo_bg": 0.8, "p_collage_bg": 0.3}, "p_photo_bg")):
         with pytest.raises(ValidationError, match=name):
             SynthSettings(**bad)

@@ -87,8 +87,7 @@ def measure(p, paths: Paths, device: str, batch_sizes: list[int], iters: int, lo
         t0 = time.perf_counter()
         history = train(_model(p, data, template, dev), data, run, work_path=Path(tmp) / "resume.pt", faces=faces)
         wall = time.perf_counter() - t0
-    out["loop"] = {"batch": run.batch_size, "steps_per_epoch": min(loop_steps, len(data) // run.batch_size),
-                   "amp_bf16": run.amp and cuda, "wall_s": round(wall, 2), "epochs": history}
+    out["loop"] = {"batch": run.batch_size, "amp_bf16": run.amp and cuda, "wall_s": round(wall, 2), "epochs": history}
     return out
 
 

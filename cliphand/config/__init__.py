@@ -11,7 +11,8 @@ the data stages ran. The groups whose keys are fixed forbid unknown keys (a typo
 silently ignored setting). Built on pydantic (declared dependency; MLflow and DVC use it too).
 
 The groups with many settings, each with its default, have their own module: :mod:`cliphand.config.model`
-(``model``) and :mod:`cliphand.config.synth` (``synth``); the value types are in :mod:`cliphand.config.types`.
+(``model``), :mod:`cliphand.config.synth` (``synth``) and :mod:`cliphand.config.sources` (``download`` and the
+datasets of ``data``); the value types are in :mod:`cliphand.config.types`.
 
 The checked settings are typed (:class:`Params`, one model per group) and travel as such: a stage gets them
 from :func:`cliphand.pipeline.stage.stage_context` and passes them (or one group) to the library, which reads

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
-from cliphand.config.types import NonNegFloat, NonNegInt, NonNegRange, PosFloat, Prob, Range, StrictModel
+from cliphand.config.types import NonNegFloat, NonNegInt, NonNegRange, PosFloat, Prob, Range, StrictModel, ordered
 
 
 class SynthSettings(StrictModel):
@@ -85,13 +85,12 @@ class SynthSettings(StrictModel):
     blur_sigma: NonNegRange = [0.3, 1.2]       # blur sigma, pixels
     noise_std: NonNegRange = [0.0, 6.0]        # Gaussian pixel noise std, 0-255 units
     p_jpeg: Prob = 0.5                         # chance of JPEG compression
-    jpeg_quality: Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=2, max_length=2)] = [40, 95]
+    jpeg_quality: Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(min_length=2, max_length=2),
+                            AfterValidator(ordered)] = [40, 95]
 
     @model_validator(mode="after")
     def _rules(self):
         if self.p_photo_bg + self.p_collage_bg > 1:
             raise ValueError(f"p_photo_bg + p_collage_bg = {self.p_photo_bg + self.p_collage_bg:g}: "
                              "chances of one background each, their sum must be <= 1")
-        if self.jpeg_quality[0] > self.jpeg_quality[1]:
-            raise ValueError(f"jpeg_quality {self.jpeg_quality}: low must be <= high")
         return self

@@ -17,17 +17,18 @@ NJoints = Annotated[int, Field(ge=1, le=21)]
 Seed = Annotated[int, Field(ge=0)]
 
 
-def _ordered(lohi: list) -> list:
+def ordered(lohi: list) -> list:
+    """A [low, high] range setting, checked: ValueError unless low <= high."""
     if lohi[0] > lohi[1]:
         raise ValueError(f"range {lohi}: low must be <= high")
     return lohi
 
 
 #: a [low, high] range of floats (low <= high), drawn uniformly by the code that uses it
-Range = Annotated[list[float], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+Range = Annotated[list[float], Field(min_length=2, max_length=2), AfterValidator(ordered)]
 #: the same, with both ends >= 0
 NonNegRange = Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=2, max_length=2),
-                        AfterValidator(_ordered)]
+                        AfterValidator(ordered)]
 
 
 class ClosedModel(BaseModel):

@@ -1,7 +1,7 @@
 """CLIP-Hand3D: backbone + joint regressor + feature matching head + mesh regressor (paper §3, Fig. 2).
 
 All model hyper-parameters and their defaults live in :class:`cliphand.config.ModelSettings` (mirrored by
-``params.yaml``'s ``model:`` group). The defaults are sized for CPU training (resnet18, 128x128 input, E = 256); the
+``params.yaml``'s ``model:`` group). The defaults are sized for CPU training (efficientnet_lite0, 128x128 input, E = 256); the
 paper's setting is resnet50, 224x224, E = 512, CLIP ViT-B/32 text features (text_dim 512).
 """
 
