@@ -6,20 +6,30 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-units test-pipeline smoke ui lock
+.PHONY: setup pip-install repro test test-units test-pipeline smoke ui lock
 
 setup: $(VENV)/.installed
 
-# the pinned versions of requirements.lock (what the tests ran with), then cliphand itself without resolving again
+# the pinned versions of requirements.lock (what the tests ran with), then cliphand itself without resolving
+# again. uv installs the lock's wheels in parallel and compiles their bytecode on every core: 30 s here
+# from PyPI, against 64 s for pip (serial) plus 35 s for compileall. uv reads PyPI (or UV_INDEX_URL), not
+# pip's configuration, so where it cannot install, pip does the same from pip's indexes.
+UV_VERSION ?= 0.13.9
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q --no-compile -r requirements.lock
-	@# pip compiles the bytecode one file at a time (about 60 s here); compileall uses every core. A few
-	@# third-party files are not valid Python 3 and stay uncompiled, as with pip, hence `|| true`
-	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
+	$(BIN)/python -m pip install -q uv==$(UV_VERSION) \
+	  && $(BIN)/uv pip install -q --python $(BIN)/python --compile-bytecode -r requirements.lock \
+	  || $(MAKE) --no-print-directory pip-install
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
+
+# the fallback: pip installs the lock one wheel at a time; it compiles the bytecode one file at a time
+# (about 60 s here), compileall on every core. A few third-party files are not valid Python 3 and stay
+# uncompiled, as with pip, hence `|| true`
+pip-install:
+	$(BIN)/python -m pip install -q --no-compile -r requirements.lock
+	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
 
 # re-pin requirements.lock to what .venv holds now (after changing pyproject.toml's dependencies and testing)
 lock: setup
