@@ -25,9 +25,9 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
-# the fallback: pip installs the lock one wheel at a time; it compiles the bytecode one file at a time
-# (about 60 s here), compileall on every core. A few third-party files are not valid Python 3 and stay
-# uncompiled, as with pip, hence `|| true`
+# the fallback: pip installs the lock one wheel at a time, without its own bytecode compilation (one file at a
+# time, about 60 s here); compileall then compiles on every core. A few third-party files are not valid
+# Python 3 and stay uncompiled, as with pip, hence `|| true`
 pip-install:
 	$(BIN)/python -m pip install -q --no-compile -r requirements.lock
 	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true

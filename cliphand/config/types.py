@@ -41,4 +41,4 @@ class StrictModel(ClosedModel):
     """A closed group whose values also keep their YAML type: ``use_clip: 'yes'`` or ``p_blur: true`` is an
     error, not a conversion (an int is accepted for a float)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(strict=True)  # merged with ClosedModel's extra="forbid"

@@ -130,7 +130,7 @@ def finetune_step(model, batch, run: TrainRun, gen: torch.Generator, faces: torc
     aug, w = run.augment, run.loss
     input_size, depth_range = run.input_size, run.depth_range
     b = batch["image"].shape[0]
-    # augmentation draws from the CPU generator `gen` (reproducible on any device) and runs on the model's
+    # augmentation draws from the CPU generator `gen` (reproducible on any device) and runs on the model's device
     dev = model_device(model)
     image = batch["image"].to(dev, non_blocking=True)
     xa = style(image, gen, aug)
