@@ -118,7 +118,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _experiments(args: argparse.Namespace) -> int:
     from cliphand.pipeline.experiment_log import collect
-    from cliphand.report.experiment_log import command, load_variants, write_csv
+    from cliphand.report.experiment_log import QUEUE_START, command, load_variants, write_csv
     from cliphand.pipeline.tracking import tracking_uri
 
     try:
@@ -128,13 +128,16 @@ def _experiments(args: argparse.Namespace) -> int:
         return 1
     if args.action == "commands":
         done = {r["name"] for r in collect(variants, tracking_uri()) if r["run_id"]} if not args.all else set()
-        for v in variants:
-            if v["name"] not in done:
-                print(command(v))
+        todo = [command(v) for v in variants if v["name"] not in done]
+        if todo:
+            print("\n".join(todo + [QUEUE_START]))
         return 0
     rows = collect(variants, tracking_uri())
     write_csv(rows, args.out)
     print(f"wrote {args.out}: {sum(bool(r['run_id']) for r in rows)} of {len(rows)} variants measured")
+    for r in rows:
+        if r.get("not_counted"):
+            print(f"not counted: {r['name']}: {r['not_counted']}", file=sys.stderr)
     return 0
 
 
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     mv.add_argument("--out", type=Path, default=HERE.freihand_train_verts)
     mv.add_argument("--limit", type=int, default=None, help="only the first N samples")
     mv.set_defaults(func=_mano_verts)
-    ex = sub.add_parser("experiments", help="the recipe search: dvc exp run commands of the variants, or collect "
+    ex = sub.add_parser("experiments", help="the recipe search: the queued dvc exp run of each variant, or collect "
                         "their measurements from MLflow into the experiment log (cliphand/pipeline/experiment_log.py)")
     ex.add_argument("action", choices=("commands", "collect"))
     ex.add_argument("--variants", type=Path, default=HERE.experiments)

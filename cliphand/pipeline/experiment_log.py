@@ -4,6 +4,13 @@ store the stages log to (each DVC experiment's stage runs carry ``dvc.exp_name``
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from cliphand.profiles import flatten
+
 
 def _latest_runs(tracking_uri: str, stage: str) -> dict[str, object]:
     """The latest FINISHED MLflow run of ``stage`` per DVC experiment name."""
@@ -21,14 +28,54 @@ def _latest_runs(tracking_uri: str, stage: str) -> dict[str, object]:
     return {r.data.tags.get("dvc.exp_name", ""): r for r in runs}
 
 
+def unlisted_settings(variant: dict, run_params: dict[str, str], baseline: dict) -> list[str]:
+    """The settings a variant's run used beyond its own ``set`` (empty when it ran exactly what it lists).
+
+    Args:
+        variant: ``{name, set: ['key=value', ...]}`` (reports/experiments.yaml).
+        run_params: the run's logged MLflow params (flattened params.yaml, values as ``str``).
+        baseline: params.yaml at the run's baseline git revision (nested).
+    Returns:
+        ``'key=value'`` of every logged param that differs from ``baseline`` without being in ``set``, and of
+        every ``set`` key whose logged value is not the listed one, e.g. ``['loss.lixel=0.3']``.
+    """
+    listed = {}
+    for item in variant.get("set") or []:
+        key, value = item.split("=", 1)
+        listed[key] = str(yaml.safe_load(value))
+    expected = {k: str(v)[:6000] for k, v in flatten(baseline).items()} | listed
+    return [f"{k}={run_params.get(k)}" for k in sorted(set(expected) | set(run_params))
+            if run_params.get(k) != expected.get(k)]
+
+
+def _params_at(rev: str, cache: dict[str, dict | None]) -> dict | None:
+    """params.yaml at git revision ``rev`` of the current repository (None when git cannot show it)."""
+    if rev not in cache:
+        proc = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True,
+                              cwd=Path.cwd()) if rev else None
+        cache[rev] = yaml.safe_load(proc.stdout) if proc is not None and proc.returncode == 0 else None
+    return cache[rev]
+
+
 def collect(variants: list[dict], tracking_uri: str) -> list[dict]:
-    """One row per variant (:data:`cliphand.report.experiment_log.COLUMNS`) from its latest finished run; variants without a run get empty
-    measurement cells."""
+    """One row per variant (:data:`cliphand.report.experiment_log.COLUMNS`) from its latest finished run; variants
+    without a run get empty measurement cells. A run that used settings beyond its variant's ``set`` (compared
+    with params.yaml at its baseline git revision, :func:`unlisted_settings`) is not counted either: its row
+    stays empty and its ``not_counted`` entry names those settings."""
     by_stage = {st: _latest_runs(tracking_uri, st) for st in {v.get("stage", "pretrain") for v in variants}}
-    rows = []
+    rows, params_cache = [], {}
     for v in variants:
         stage = v.get("stage", "pretrain")
         run = by_stage[stage].get(v["name"])
+        not_counted = ""
+        if run is not None:
+            tags = run.data.tags
+            baseline = _params_at(tags.get("dvc.baseline_rev") or tags.get("git.rev", ""), params_cache)
+            extra = unlisted_settings(v, run.data.params, baseline) if baseline is not None else []
+            if extra:
+                rev = (tags.get("dvc.baseline_rev") or tags.get("git.rev", ""))[:7]
+                not_counted = f"run {run.info.run_id} differs from params.yaml at {rev} beyond its set: {' '.join(extra)}"
+                run = None
         m = run.data.metrics if run is not None else {}
         tags = run.data.tags if run is not None else {}
 
@@ -43,5 +90,6 @@ def collect(variants: list[dict], tracking_uri: str) -> list[dict]:
             "cpu": f"{tags.get('env.cpu_model', '')} ({tags.get('env.cpu_capability', '')})" if tags else "",
             "kept": v.get("kept", ""), "why": v.get("why", ""),
             "run_id": run.info.run_id if run is not None else "", "git_rev": tags.get("git.rev", "")[:10],
+            "not_counted": not_counted,
         })
     return rows

@@ -5,7 +5,10 @@ The recipe search, in the open: a hand-written list of variants (``reports/exper
 store the stages log to (each DVC experiment's stage runs carry ``dvc.exp_name``; gathered by
 :func:`cliphand.pipeline.experiment_log.collect`).
 
-``cliphand experiments commands`` prints the ``dvc exp run`` command of every variant not yet run;
+``cliphand experiments commands`` prints the queued ``dvc exp run --queue`` of every variant not yet run, then
+``dvc queue start -j 1``: each queued run starts from the committed params.yaml in its own copy of the repository.
+(Run one after another in the workspace, ``dvc exp run -S`` leaves each override in params.yaml, so every later
+variant would inherit the earlier ones' settings.)
 ``cliphand experiments collect`` writes ``reports/experiment_log.csv`` (one row per variant, committed, read by
 the report): wall minutes, steps, synthetic val and real-dev PA-MPJPE (mm), the machine, kept, why, the MLflow
 run id and git revision. Selection uses only the synthetic ``val`` split and the real-photo development subset
@@ -53,9 +56,14 @@ def load_variants(path: str | Path) -> list[dict]:
     return items
 
 
+#: starts the queued variants one at a time (two trainings on one CPU would slow each other and skew wall_min)
+QUEUE_START = "dvc queue start -j 1"
+
+
 def command(variant: dict) -> str:
-    """The ``dvc exp run`` that runs one variant (its stage and everything upstream)."""
-    parts = ["dvc", "exp", "run", variant.get("stage", "pretrain"), "-n", variant["name"]]
+    """The ``dvc exp run --queue`` that queues one variant (its stage and everything upstream), to be run from
+    the committed params.yaml plus its own ``set`` only, by :data:`QUEUE_START`."""
+    parts = ["dvc", "exp", "run", "--queue", variant.get("stage", "pretrain"), "-n", variant["name"]]
     for s in variant.get("set") or []:
         parts += ["-S", s]
     return shlex.join(parts)

@@ -87,12 +87,14 @@ def experiment_log_section(doc, log_csv: Path) -> None:
     if not rows:
         doc.miss("`reports/experiment_log.csv` (run `cliphand experiments collect`)")
         return
-    doc.add("Every candidate recipe ran as a DVC experiment (`dvc exp run <stage> -n <name> -S ...`, the commands: "
-            "`cliphand experiments commands --all`), its stage runs logged to MLflow under its name. Recipes were "
+    doc.add("Every candidate recipe ran as a DVC experiment of one stage with only its own settings over the "
+            "committed params.yaml (`dvc exp run --queue <stage> -n <name> -S ...`, the commands: `cliphand "
+            "experiments commands --all`), its stage runs logged to MLflow under its name. Recipes were "
             "chosen on the synthetic val split and on the development subset of the real photos (the 100 whose "
             "label id is divisible by 4), never on the other 300. Measured values are read from the MLflow runs by "
-            "`cliphand experiments collect`; 'kept' and 'why' are the author's notes in `reports/experiments.yaml`.",
-            "")
+            "`cliphand experiments collect`, which leaves a row empty when its run's logged params differ from "
+            "params.yaml at its baseline revision in any setting the row does not list; 'kept' and 'why' are the "
+            "author's notes in `reports/experiments.yaml`.", "")
     table = [[f"`{r['name']}`", r["stage"], f"`{r['settings']}`", r["steps"] or DASH, r["wall_min"] or DASH,
               r["val_pa_mpjpe_mm"] or DASH, r["real_dev_pa_mpjpe_mm"] or DASH, r["kept"] or DASH, r["why"] or DASH]
              for r in rows]
