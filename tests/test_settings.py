@@ -64,7 +64,7 @@ BAD = [
     ("distributed.nproc_per_node", 0, r"distributed\.nproc_per_node = 0: .*greater than 0"),
     ("distributed.node_rank", 1, r"node_rank 1 must be below nnodes 1"),
     ("distributed.backend", "mpi", r"distributed\.backend = 'mpi': .*'auto', 'gloo' or 'nccl'"),
-    ("distributed.nproc_per_node", 3, r"pretrain\.batch_size = 32: the global batch must be divisible by the 3"),
+    ("distributed.nproc_per_node", 3, r"pretrain\.batch_size = 16: the global batch must be divisible by the 3"),
 ]
 
 
