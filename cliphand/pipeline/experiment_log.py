@@ -5,7 +5,6 @@ store the stages log to (each DVC experiment's stage runs carry ``dvc.exp_name``
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import yaml
 
@@ -49,10 +48,10 @@ def unlisted_settings(variant: dict, run_params: dict[str, str], baseline: dict)
 
 
 def _params_at(rev: str, cache: dict[str, dict | None]) -> dict | None:
-    """params.yaml at git revision ``rev`` of the current repository (None when git cannot show it)."""
+    """params.yaml at git revision ``rev`` of the repository in the working directory (None when git cannot show
+    it, e.g. outside that repository or for a revision it does not have)."""
     if rev not in cache:
-        proc = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True,
-                              cwd=Path.cwd()) if rev else None
+        proc = subprocess.run(["git", "show", f"{rev}:params.yaml"], capture_output=True, text=True) if rev else None
         cache[rev] = yaml.safe_load(proc.stdout) if proc is not None and proc.returncode == 0 else None
     return cache[rev]
 
