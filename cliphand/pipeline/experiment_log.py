@@ -8,7 +8,7 @@ import subprocess
 
 import yaml
 
-from cliphand.profiles import flatten
+from cliphand.pipeline.tracking import logged_params
 
 
 def _latest_runs(tracking_uri: str, stage: str) -> dict[str, object]:
@@ -38,11 +38,8 @@ def unlisted_settings(variant: dict, run_params: dict[str, str], baseline: dict)
         ``'key=value'`` of every logged param that differs from ``baseline`` without being in ``set``, and of
         every ``set`` key whose logged value is not the listed one, e.g. ``['loss.lixel=0.3']``.
     """
-    listed = {}
-    for item in variant.get("set") or []:
-        key, value = item.split("=", 1)
-        listed[key] = str(yaml.safe_load(value))
-    expected = {k: str(v)[:6000] for k, v in flatten(baseline).items()} | listed
+    listed = dict(item.split("=", 1) for item in variant.get("set") or [])
+    expected = logged_params(baseline) | logged_params({k: yaml.safe_load(v) for k, v in listed.items()})
     return [f"{k}={run_params.get(k)}" for k in sorted(set(expected) | set(run_params))
             if run_params.get(k) != expected.get(k)]
 
@@ -68,12 +65,11 @@ def collect(variants: list[dict], tracking_uri: str) -> list[dict]:
         run = by_stage[stage].get(v["name"])
         not_counted = ""
         if run is not None:
-            tags = run.data.tags
-            baseline = _params_at(tags.get("dvc.baseline_rev") or tags.get("git.rev", ""), params_cache)
+            rev = run.data.tags.get("dvc.baseline_rev") or run.data.tags.get("git.rev", "")
+            baseline = _params_at(rev, params_cache)
             extra = unlisted_settings(v, run.data.params, baseline) if baseline is not None else []
             if extra:
-                rev = (tags.get("dvc.baseline_rev") or tags.get("git.rev", ""))[:7]
-                not_counted = f"run {run.info.run_id} differs from params.yaml at {rev} beyond its set: {' '.join(extra)}"
+                not_counted = f"run {run.info.run_id} differs from params.yaml at {rev[:7]} beyond its set: {' '.join(extra)}"
                 run = None
         m = run.data.metrics if run is not None else {}
         tags = run.data.tags if run is not None else {}

@@ -26,6 +26,12 @@ from cliphand.profiles import flatten
 EXPERIMENT = "cliphand"
 
 
+def logged_params(params: dict) -> dict[str, str]:
+    """params.yaml content as a run logs it: flattened keys (``clip.batch_size``), ``str`` values cut to
+    6,000 characters (MLflow's limit on a param value)."""
+    return {k: str(v)[:6000] for k, v in flatten(params).items()}
+
+
 def enabled() -> bool:
     """False when ``CLIPHAND_TRACKING=0``."""
     return os.environ.get("CLIPHAND_TRACKING", "1") != "0"
@@ -160,7 +166,7 @@ def stage_run(stage: str, params: dict | None = None, parent: str | None = None,
         tags["mlflow.parentRunId"] = parent_id
     with mlflow.start_run(experiment_id=exp_id, run_name=stage, tags=tags) as active:
         if params:
-            items = [(k, str(v)[:6000]) for k, v in flatten(params).items()]
+            items = list(logged_params(params).items())
             for i in range(0, len(items), 100):
                 mlflow.log_params(dict(items[i:i + 100]))
             if (root / "params.yaml").exists():
