@@ -128,7 +128,8 @@ def _experiments(args: argparse.Namespace) -> int:
         return 1
     if args.action == "commands":
         done = {r["name"] for r in collect(variants, tracking_uri()) if r["run_id"]} if not args.all else set()
-        todo = [command(v) for v in variants if v["name"] not in done]
+        params = load_yaml("params.yaml") if Path("params.yaml").is_file() else None
+        todo = [command(v, params) for v in variants if v["name"] not in done]
         if todo:
             print("\n".join(todo + [QUEUE_START]))
         return 0

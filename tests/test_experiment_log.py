@@ -21,6 +21,10 @@ def test_variants_file_and_commands(tmp_path):
     variants = load_variants(path)
     assert command(variants[0]) == ("dvc exp run --queue pretrain -n a -S pretrain.epochs=1 -S model.backbone=resnet18")
     assert command(variants[1]) == "dvc exp run --queue finetune -n b"
+    # a key params.yaml does not list (a schema default) needs DVC's +key=value; a listed one does not
+    params = {"pretrain": {"epochs": 3}, "model": {}}
+    assert command(variants[0], params) == (
+        "dvc exp run --queue pretrain -n a -S pretrain.epochs=1 -S +model.backbone=resnet18")
     for bad, what in (("variants: []\n", "non-empty"), ("variants:\n  - name: a\n  - name: a\n", "repeats"),
                       ("variants:\n  - name: a\n    stage: ablate\n", "stage"),
                       ("variants:\n  - name: a\n    set: [epochs]\n", "key=value")):
@@ -49,6 +53,9 @@ def test_unlisted_settings_finds_overrides_left_from_earlier_variants():
     # a listed key that did not take its listed value, and a key the baseline does not have
     assert unlisted_settings(variant, _logged(pretrain__epochs=2, loss__lixel_sigma=2.0, extra__key=1), BASE) == [
         "extra.key=1", "pretrain.epochs=2"]
+    # a variant written with DVC's +key=value (a key the baseline does not list) names the same setting
+    appended = {"name": "a", "set": ["+extra.key=1"]}
+    assert unlisted_settings(appended, _logged(extra__key=1), BASE) == []
 
 
 def test_collect_leaves_a_run_with_unlisted_settings_unmeasured(tmp_path, monkeypatch):

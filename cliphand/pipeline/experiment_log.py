@@ -38,7 +38,7 @@ def unlisted_settings(variant: dict, run_params: dict[str, str], baseline: dict)
         ``'key=value'`` of every logged param that differs from ``baseline`` without being in ``set``, and of
         every ``set`` key whose logged value is not the listed one, e.g. ``['loss.lixel=0.3']``.
     """
-    listed = dict(item.split("=", 1) for item in variant.get("set") or [])
+    listed = dict(item.lstrip("+").split("=", 1) for item in variant.get("set") or [])
     expected = logged_params(baseline) | logged_params({k: yaml.safe_load(v) for k, v in listed.items()})
     return [f"{k}={run_params.get(k)}" for k in sorted(set(expected) | set(run_params))
             if run_params.get(k) != expected.get(k)]

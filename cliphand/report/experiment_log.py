@@ -60,12 +60,28 @@ def load_variants(path: str | Path) -> list[dict]:
 QUEUE_START = "dvc queue start -j 1"
 
 
-def command(variant: dict) -> str:
+def _lists(params: dict, dotted: str) -> bool:
+    """Whether the nested ``params`` hold the dotted key (``synth.p_upright``)."""
+    node = params
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def command(variant: dict, params: dict | None = None) -> str:
     """The ``dvc exp run --queue`` that queues one variant (its stage and everything upstream), to be run from
-    the committed params.yaml plus its own ``set`` only, by :data:`QUEUE_START`."""
+    the committed params.yaml plus its own ``set`` only, by :data:`QUEUE_START`.
+
+    A setting that ``params`` (the params.yaml the run starts from) does not list, such as a schema key left at
+    its default (``synth.upright_jitter_deg``), gets DVC's ``+key=value`` (Hydra's append): a plain ``-S`` of an
+    absent key is refused by DVC ("Key ... is not in struct")."""
     parts = ["dvc", "exp", "run", "--queue", variant.get("stage", "pretrain"), "-n", variant["name"]]
     for s in variant.get("set") or []:
-        parts += ["-S", s]
+        key = s.split("=", 1)[0]
+        add = params is not None and not key.startswith("+") and not _lists(params, key)
+        parts += ["-S", f"+{s}" if add else s]
     return shlex.join(parts)
 
 
