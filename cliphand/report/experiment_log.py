@@ -22,7 +22,7 @@ import io
 import shlex
 from pathlib import Path
 
-from cliphand.profiles import load_yaml
+from cliphand.profiles import get, load_yaml
 from cliphand.errors import DataError
 from cliphand.io import save_text
 
@@ -60,14 +60,8 @@ def load_variants(path: str | Path) -> list[dict]:
 QUEUE_START = "dvc queue start -j 1"
 
 
-def _lists(params: dict, dotted: str) -> bool:
-    """Whether the nested ``params`` hold the dotted key (``synth.p_upright``)."""
-    node = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False
-        node = node[part]
-    return True
+#: what :func:`cliphand.profiles.get` returns for a key params.yaml does not list (``None`` is a listed value)
+_ABSENT = object()
 
 
 def command(variant: dict, params: dict | None = None) -> str:
@@ -80,7 +74,7 @@ def command(variant: dict, params: dict | None = None) -> str:
     parts = ["dvc", "exp", "run", "--queue", variant.get("stage", "pretrain"), "-n", variant["name"]]
     for s in variant.get("set") or []:
         key = s.split("=", 1)[0]
-        add = params is not None and not key.startswith("+") and not _lists(params, key)
+        add = params is not None and not key.startswith("+") and get(params, key, _ABSENT) is _ABSENT
         parts += ["-S", f"+{s}" if add else s]
     return shlex.join(parts)
 
