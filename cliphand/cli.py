@@ -86,6 +86,16 @@ def _floats(n: int, what: str):
     return parse
 
 
+def _rotations(text: str) -> tuple[float, ...]:
+    """``--rotations``: comma-separated degrees, or ``none`` (one forward pass)."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated degrees or 'none', got {text!r}") from None
+
+
 def _predict(args: argparse.Namespace) -> int:
     from cliphand.errors import TrainingError
     from cliphand.predict.run import run_predict
@@ -101,7 +111,8 @@ def _predict(args: argparse.Namespace) -> int:
                               use_detector=False if args.no_detector else None, hand=args.hand, selfie=args.selfie,
                               pad=args.pad, focal=args.focal, principal=args.principal, intrinsics=args.intrinsics,
                               bone_length=args.bone_length, mesh_format=args.mesh_format, every=args.every,
-                              progress=not args.no_progress, onnx=args.onnx)
+                              progress=not args.no_progress, onnx=args.onnx,
+                              **({} if args.rotations is None else {"rotations": args.rotations}))
     except (DataError, TrainingError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -192,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="principal point in pixels (default: the image centre)")
     pr.add_argument("--bone-length", type=float, default=0.095,
                     help="assumed wrist -> middle-MCP length in metres, fixes the absolute depth (default 0.095)")
+    pr.add_argument("--rotations", type=_rotations, default=None, metavar="DEG[,DEG...]|none",
+                    help="test-time rotation: extra passes on the crop turned upright, at these offsets (degrees), "
+                         "averaged with the first pass; 'none' = one pass (default: 0, the upright view alone, as the evaluate stage)")
     pr.add_argument("--mesh-format", choices=("obj", "ply"), default="obj")
     pr.add_argument("--every", type=int, default=1, help="videos: predict every N-th frame")
     pr.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -85,6 +85,8 @@ def test_repro_runs_every_stage_and_writes_report(smoke_repo):
         assert m["n_samples"] > 0 and m["pa_mpjpe_mm"] > 0
         # each benchmark is scored under its source's protocol (README: protocols table)
         assert m["protocol"] == {"test": "freihand", "realworld": "realworld"}[bench]
+        # the default test-time rotation: two passes, the first pass scored too
+        assert m["forward_passes"] == 2 and m["one_pass"]["pa_mpjpe_mm"] > 0
     for row in params["ablate"]["runs"]:
         assert (repo / f"data/ablate/{row}/metrics.json").exists()
     bench = json.loads((repo / "data/metrics/benchmark.json").read_text())
@@ -93,6 +95,10 @@ def test_repro_runs_every_stage_and_writes_report(smoke_repo):
         assert set(res["torch"]["latency"]) == {"pose_features", "mesh_regressor", "whole"}
         assert res["parity"]["joints_max_abs_m"] <= 1e-4 and res["onnx"]["latency"]["whole"]["median_ms"] > 0
     assert bench["models"]["paper"]["torch"]["vertices"] == 778
+    tta = bench["models"]["default"]["test_time"]        # the same rotation timed, and the export scored with it
+    assert tta["forward_passes"] == 2 and tta["onnx"]["realworld"]["n"] > 0
+    assert tta["onnx"]["latency"]["whole"]["median_ms"] > 0 and tta["torch"]["latency"]["whole"]["median_ms"] > 0
+    assert "test-time rotation, 2 passes" in (repo / "reports/report.md").read_text()
     # the trained model's export is kept for deployment; the random-weight paper model's is not
     assert [p.name for p in (repo / "data/bench").iterdir()] == ["default.onnx"]
     assert bench["pipeline"]["loader"]["images_per_s"] > 0 and bench["pipeline"]["text_cache"]["speedup"] > 0

@@ -47,6 +47,7 @@ BAD = [
     ("ablate.eval_on", ["tset"], r"ablate\.eval_on\.0 = 'tset'"),
     ("augment.scale", [1.2, 0.8], r"scale \[1\.2, 0\.8\]: low must be <= high"),
     ("device", "tpu", r"device = 'tpu': .*'cpu', 'cuda' or 'auto'"),
+    ("evaluate.test_rotations_deg", [0, 120], r"evaluate\.test_rotations_deg\.1 = 120: .*less than or equal to 90"),
     ("pretrian", {"epochs": 3}, None),  # a typo at the top level: allowed (unknown groups are ignored) ...
     ("pretrain.epoch", 3, r"pretrain\.epoch = 3: unknown key"),       # ... but not inside a known group
     ("model.backbone_name", "resnet18", r"model\.backbone_name = 'resnet18': unknown key"),

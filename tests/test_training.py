@@ -43,6 +43,16 @@ def test_finetune_runs_and_evaluates(tiny):
     assert scores["n_samples"] == 24 and scores["pa_mpjpe_mm"] > 0 and "f15" in scores
     assert scores["retrieval"]["chance_b8"] == pytest.approx(1 / 8)
     assert preds["joints"].shape == (24, 21, 3) and preds["verts"].shape == (24, 120, 3)
+    assert scores["forward_passes"] == 1 and "one_pass" not in scores and "joints_one_pass" not in preds
+    # test-time rotation: two more passes; the first pass alone is scored as before, the retrieval is unchanged
+    rot, rot_preds = evaluate_split(model, PreparedSet(root / "train", root / "train_text.npz"), 64, 0.3,
+                                    retrieval_batch_sizes=(8,), rotations=[-10.0, 10.0])
+    assert rot["forward_passes"] == 3 and rot["test_rotations_deg"] == [-10.0, 10.0]
+    assert rot["one_pass"]["pa_mpjpe_mm"] == pytest.approx(scores["pa_mpjpe_mm"], rel=1e-6)
+    assert rot["one_pass"]["f15"] == pytest.approx(scores["f15"], rel=1e-6)
+    np.testing.assert_allclose(rot_preds["joints_one_pass"], preds["joints"], atol=1e-6)
+    assert not np.allclose(rot_preds["joints"], preds["joints"], atol=1e-4)   # the views did change the average
+    assert rot["retrieval"] == scores["retrieval"]
 
 
 def test_pretrain_reduces_joint_loss(tiny):

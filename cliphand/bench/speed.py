@@ -10,6 +10,8 @@
    (``data/prep/realworld``: all of them for the trained model, the first ``parity_samples`` for the paper
    model; resized for the paper model's input), onnxruntime
    latency/throughput; the trained model's export is also scored on those photos (realworld metrics).
+   With test-time rotation (``evaluate.test_rotations_deg`` not empty) the trained model is timed and its export
+   scored a second time through :func:`cliphand.evaluate.test_time.rotated_passes` (``test_time``).
 3. **Pipeline** (:mod:`cliphand.bench.throughput`): loader vs training step, text cache vs on the fly.
 """
 
@@ -23,11 +25,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from cliphand.bench.timing import benchmark_model, benchmark_onnx
+from cliphand.bench.timing import benchmark_model, benchmark_onnx, time_call
 from cliphand.config import Params, validate
 from cliphand.data.loader import PreparedSet, model_input
+from cliphand.distributed import model_device
 from cliphand.errors import DataError
 from cliphand.evaluate import metrics as M
+from cliphand.evaluate.test_time import rotated_passes
+from cliphand.hand.geometry import uvd_to_xyz
 from cliphand.hand.template import read_template
 from cliphand.model.checkpoint import build_model, load_checkpoint
 from cliphand.model.mesh_levels import farthest_points
@@ -94,6 +99,34 @@ def _parity_inputs(real: Path, input_size: int, n: int | None) -> tuple[torch.Te
     return model_input(x), K, batch["root_depth"].numpy(), batch["joints"].numpy().astype(np.float64)
 
 
+def rotation_latency(forward, images: torch.Tensor, rotations, warmup: int, iters: int, device="cpu") -> dict:
+    """Batch-1 latency (:func:`cliphand.bench.timing.time_call`) of ``forward`` with test-time rotation (the first
+    pass, then one pass per offset in ``rotations``, :func:`cliphand.evaluate.test_time.rotated_passes`) on the
+    first crop of ``images`` (B, 3, S, S), normalised. Returns ``{"latency": {"whole": summary + fps}}``."""
+    x1 = images[:1].to(device)
+
+    def call():
+        with torch.no_grad():
+            return rotated_passes(forward, x1, forward(x1), rotations)
+
+    lat = time_call(call, warmup, iters, device)
+    return {"latency": {"whole": {**lat, "batch": 1, "fps": round(1000 / lat["median_ms"], 2)}}}
+
+
+def rotated_joints(forward, images: torch.Tensor, K: np.ndarray, root_depth: np.ndarray, input_size: int,
+                   depth_range: float, rotations, chunk: int = 32) -> np.ndarray:
+    """(B, 21, 3) camera-frame metres of ``forward`` with test-time rotation on ``images`` (B, 3, S, S) normalised,
+    with their crop intrinsics ``K`` (B, 3, 3) and root depths (B,) metres (as :func:`cliphand.bench.export.parity`)."""
+    out = []
+    for a in range(0, images.shape[0], chunk):
+        x = images[a:a + chunk]
+        with torch.no_grad():
+            uvd = rotated_passes(forward, x, forward(x), rotations)["uvd"]
+        sl = slice(a, a + chunk)
+        out.append(uvd_to_xyz(uvd.cpu().double().numpy(), K[sl], root_depth[sl], input_size, depth_range))
+    return np.concatenate(out)
+
+
 def run_model_benchmarks(p: Params, paths: Paths, out_dir: Path) -> dict:
     """Steps 1-2 of the module docstring. The trained model's export is kept as ``out_dir/default.onnx``
     (for deployment); the paper model's (random weights, timing only) goes to a temporary folder.
@@ -102,10 +135,11 @@ def run_model_benchmarks(p: Params, paths: Paths, out_dir: Path) -> dict:
     and :func:`benchmark_onnx` timings}}.
     Raises: DataError when the checkpoint, the prepared real-world split or the paper profile is missing.
     """
-    from cliphand.bench.export import export_onnx, onnx_session, parity
+    from cliphand.bench.export import OnnxModel, export_onnx, onnx_session, parity
 
     b = p.benchmark
     device = p.device
+    rotations = list(p.evaluate.test_rotations_deg)
     models = {}
     default, ckpt = load_checkpoint(paths.resolve(b.checkpoint))
     models["default"] = (default, f"trained ({b.checkpoint})", float(ckpt["meta"]["depth_range"]))
@@ -118,6 +152,10 @@ def run_model_benchmarks(p: Params, paths: Paths, out_dir: Path) -> dict:
     for name, (model, note, depth_range) in tqdm(models.items(), desc="benchmark models"):
         res = {"note": note, "torch": benchmark_model(model, device, 1, b.throughput_batch, b.warmup, b.iters,
                                                       b.throughput_warmup, b.throughput_iters)}
+        if name == "default" and rotations:
+            x, K, rd, gt = _parity_inputs(paths.prep_split("realworld"), model.cfg.input_size, None)
+            res["test_time"] = {"rotations_deg": rotations, "forward_passes": 1 + len(rotations),
+                                "torch": rotation_latency(model, x, rotations, b.warmup, b.iters, model_device(model))}
         if b.onnx:
             model = model.cpu().eval()
             s = model.cfg.input_size
@@ -131,6 +169,12 @@ def run_model_benchmarks(p: Params, paths: Paths, out_dir: Path) -> dict:
             res["parity"], joints = parity(model, sess, x, K, rd, s, depth_range)
             if name == "default":  # the trained model: score the export itself on the real photos
                 res["onnx"]["realworld"] = {k: v for k, v in M.evaluate(joints, gt).items() if k != "curves"}
+                if rotations:
+                    onnx_model = OnnxModel(res["onnx"]["path"], s)
+                    joints = rotated_joints(onnx_model, x, K, rd, s, depth_range, rotations)
+                    res["test_time"]["onnx"] = {
+                        "realworld": {k: v for k, v in M.evaluate(joints, gt).items() if k != "curves"},
+                        **rotation_latency(onnx_model, x, rotations, b.warmup, b.iters)}
             res["onnx"].update(benchmark_onnx(sess, s, 1, b.throughput_batch, b.warmup, b.iters, b.throughput_warmup,
                                               b.throughput_iters))
         results[name] = res

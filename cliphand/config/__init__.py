@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from cliphand.config.model import ModelSettings
 from cliphand.config.synth import SynthSettings
 from cliphand.config.sources import DatasetRoot, Download, FreihandSource
-from cliphand.config.types import ClosedModel, Fraction, NJoints, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, Seed
+from cliphand.config.types import (ClosedModel, Fraction, NJoints, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob,
+                                   Seed, TestRotations)
 from cliphand.defaults import EXTERNAL, TRAIN_SPLITS
 from cliphand.errors import DataError
 
@@ -165,9 +166,13 @@ class Benchmark(ClosedModel):
 
 
 class Evaluate(ClosedModel):
+    """``evaluate``: the evaluate stage (its benchmarks) and test-time rotation (:mod:`cliphand.evaluate.test_time`),
+    which the evaluate stage, the benchmark stage's second set of rows and ``cliphand predict`` use."""
+
     batch_size: PosInt
     retrieval_batch_sizes: list[Annotated[int, Field(ge=2)]]
     benchmarks: dict[str, Benchmark]
+    test_rotations_deg: TestRotations = [0.0]      # extra passes on the upright-turned crop; [] = one pass (paper)
 
 
 class Distributed(ClosedModel):

@@ -30,6 +30,9 @@ Range = Annotated[list[float], Field(min_length=2, max_length=2), AfterValidator
 NonNegRange = Annotated[list[Annotated[float, Field(ge=0)]], Field(min_length=2, max_length=2),
                         AfterValidator(ordered)]
 
+#: test-time rotation offsets (cliphand/evaluate/test_time.py): degrees from the upright view, at most 8 views
+TestRotations = Annotated[list[Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]], Field(max_length=8)]
+
 
 class ClosedModel(BaseModel):
     """A group whose keys are fixed: an unknown key (a typo) is an error, not a silently ignored setting."""

@@ -95,28 +95,40 @@ def amplitude_mix(x: torch.Tensor, gen: torch.Generator, p: float = 0.5, beta: f
     return out.clamp_(0.0, 1.0)
 
 
-def random_affine(batch: int, gen: torch.Generator, max_rot_deg: float, scale_range: tuple[float, float],
-                  shift: float = 0.0):
-    """Random in-plane rotation and scale about the image centre, then a shift of up to ``shift`` x the image
-    side per axis.
+def centre_affine(angle: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor | None = None):
+    """In-plane rotation by ``angle`` (B,) radians and zoom by ``scale`` (B,) about the image centre, then a shift
+    ``shift`` (B, 2, 1) of normalised uv (None: no shift).
 
     Returns:
         theta: (B, 2, 3) for ``F.affine_grid`` (maps view-b normalised coords to view a's);
         A: (B, 2, 3) maps view-a uv to view-b uv: ``uv_b = A[:, :, :2] @ uv_a + A[:, :, 2]``.
     """
+    batch = angle.shape[0]
+    c, si = torch.cos(angle), torch.sin(angle)
+    R = torch.stack([torch.stack([c, -si], -1), torch.stack([si, c], -1)], -2)      # (B, 2, 2)
+    t = torch.zeros(batch, 2, 1, dtype=R.dtype) if shift is None else shift
+    sR = R * scale[:, None, None]
+    centre = torch.full((batch, 2, 1), 0.5, dtype=R.dtype)
+    A = torch.cat([sR, centre - sR @ centre + t], dim=2)
+    # affine_grid works in [-1, 1] coordinates: a shift t in uv is -2 t R^T / s in view a's grid
+    Rs = R.transpose(1, 2) / scale[:, None, None]
+    theta = torch.cat([Rs, -Rs @ (2 * t)], dim=2)
+    return theta, A
+
+
+def random_affine(batch: int, gen: torch.Generator, max_rot_deg: float, scale_range: tuple[float, float],
+                  shift: float = 0.0):
+    """Random in-plane rotation and scale about the image centre, then a shift of up to ``shift`` x the image
+    side per axis (:func:`centre_affine`; every draw from ``gen``).
+
+    Returns:
+        theta (B, 2, 3) and A (B, 2, 3) as :func:`centre_affine`.
+    """
     ang = (2 * torch.rand(batch, generator=gen) - 1) * math.radians(max_rot_deg)
     lo, hi = scale_range
     s = lo + (hi - lo) * torch.rand(batch, generator=gen)
-    c, si = torch.cos(ang), torch.sin(ang)
-    R = torch.stack([torch.stack([c, -si], -1), torch.stack([si, c], -1)], -2)      # (B, 2, 2)
-    theta = torch.cat([R.transpose(1, 2) / s[:, None, None], torch.zeros(batch, 2, 1)], dim=2)
     t = (2 * torch.rand(batch, 2, 1, generator=gen) - 1) * shift        # normalised uv of view b
-    sR = R * s[:, None, None]
-    centre = torch.full((batch, 2, 1), 0.5)
-    A = torch.cat([sR, centre - sR @ centre + t], dim=2)
-    # affine_grid works in [-1, 1] coordinates: a shift t in uv is -2 t R^T / s in view a's grid
-    theta[:, :, 2:] = -(R.transpose(1, 2) / s[:, None, None]) @ (2 * t)
-    return theta, A
+    return centre_affine(ang, s, t)
 
 
 def warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -130,6 +142,13 @@ def apply_affine_uvd(uvd: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     """Map (B, N, 3) uvd of view a to view b: u, v by the affine ``A`` (B, 2, 3); d unchanged
     (a roll about the optical axis and a zoom keep root-relative depth)."""
     uv = uvd[..., :2] @ A[:, :, :2].transpose(1, 2) + A[:, None, :, 2]
+    return torch.cat([uv, uvd[..., 2:]], dim=-1)
+
+
+def invert_affine_uvd(uvd: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`apply_affine_uvd`: (B, N, 3) uvd of view b back to view a (d unchanged)."""
+    inv = torch.linalg.inv(A[:, :, :2]).transpose(1, 2)
+    uv = (uvd[..., :2] - A[:, None, :, 2]) @ inv
     return torch.cat([uv, uvd[..., 2:]], dim=-1)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -15,16 +16,21 @@ from cliphand.data.augment import normalise, to_tensor
 from cliphand.data.loader import PreparedSet, iterate
 from cliphand.distributed import model_device
 from cliphand.errors import DataError
+from cliphand.evaluate.test_time import rotated_passes
 from cliphand.hand.geometry import uvd_to_xyz
 
 
 @torch.no_grad()
 def predict_split(model, dataset: PreparedSet, batch_size: int = 64, with_mesh: bool = True, text: bool = False,
-            progress: bool = False) -> dict[str, np.ndarray]:
+            progress: bool = False, rotations: Sequence[float] = ()) -> dict[str, np.ndarray]:
     """Run the model (eval mode) over a split in order.
 
+    Args:
+        rotations: test-time rotation offsets in degrees (:mod:`cliphand.evaluate.test_time`); empty: one
+            forward pass per image (the paper).
     Returns NumPy arrays: ``uvd`` (n, 21, 3), ``verts`` (n, V, 3) normalised uvd when ``with_mesh``, and
-    with ``text`` (the split must carry cached text features) ``pose_emb``/``text_emb`` (n, 3, E).
+    with ``text`` (the split must carry cached text features) ``pose_emb``/``text_emb`` (n, 3, E); with
+    ``rotations``, ``uvd``/``verts`` average the views and ``uvd_one_pass``/``verts_one_pass`` are the first pass's.
     """
     was_training = model.training
     model.eval()
@@ -36,8 +42,11 @@ def predict_split(model, dataset: PreparedSet, batch_size: int = 64, with_mesh: 
     for batch in batches:
         x = normalise(batch["image"]).to(dev, non_blocking=True)
         res = (model(x, batch["text"].to(dev) if text else None) if with_mesh or text else model.pose_features(x))
-        for key in ("uvd", "verts", "pose_emb", "text_emb"):
-            if key in res and (key != "verts" or with_mesh):
+        if rotations:
+            res = {**res, **{f"{k}_one_pass": res[k] for k in ("uvd", "verts") if k in res}}
+            res = rotated_passes(model if with_mesh else model.pose_features, x, res, rotations)
+        for key in ("uvd", "verts", "pose_emb", "text_emb", "uvd_one_pass", "verts_one_pass"):
+            if key in res and (not key.startswith("verts") or with_mesh):
                 out.setdefault(key, []).append(res[key].float().cpu().numpy())
     model.train(was_training)
     return {k: np.concatenate(v) for k, v in out.items()}

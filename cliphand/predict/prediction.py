@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -15,6 +15,7 @@ import torch
 from cliphand.data.augment import normalise, to_tensor
 from cliphand.data.preprocess import crop_to_input
 from cliphand.data.readers.sources import mirror_labels
+from cliphand.evaluate.test_time import DEFAULT_ROTATIONS_DEG, rotated_passes
 from cliphand.hand.geometry import project, uvd_to_xyz
 from cliphand.hand.skeleton import JOINT_NAMES
 from cliphand.predict.camera import (BONE_LENGTH_M, PAD, default_intrinsics, solve_root_depth, square_box,
@@ -123,7 +124,8 @@ class Prediction:
 def predict_image(model: torch.nn.Module, meta: dict, image: np.ndarray, faces: np.ndarray,
                   K: np.ndarray | None = None, box: tuple[float, float, float, float] | None = None,
                   hand: str = "auto", detector: Any = None, selfie: bool = False, pad: float = PAD,
-                  bone_length: float = BONE_LENGTH_M, intrinsics_source: str | None = None) -> Prediction:
+                  bone_length: float = BONE_LENGTH_M, intrinsics_source: str | None = None,
+                  rotations: Sequence[float] = DEFAULT_ROTATIONS_DEG) -> Prediction:
     """Predict the 3D hand in one RGB image (:mod:`cliphand.predict`: hand square, handedness, root depth).
 
     Args:
@@ -141,6 +143,8 @@ def predict_image(model: torch.nn.Module, meta: dict, image: np.ndarray, faces: 
         pad: square side over the longer side of the tight box. bone_length: metres
             (:func:`~cliphand.predict.camera.solve_root_depth`).
         intrinsics_source: recorded as is (default ``"default"`` when ``K`` is None, else ``"user"``).
+        rotations: test-time rotation offsets, degrees from the upright view
+            (:func:`cliphand.evaluate.test_time.rotated_passes`); empty: one forward pass.
     Returns:
         :class:`Prediction`.
     Raises:
@@ -191,7 +195,8 @@ def predict_image(model: torch.nn.Module, meta: dict, image: np.ndarray, faces: 
         K_in = mirror_labels(K_crop, np.zeros((1, 3)), S)[0]
     dev = next(model.parameters()).device if isinstance(model, torch.nn.Module) else torch.device("cpu")
     with torch.inference_mode():
-        out = model(normalise(to_tensor(np.array(crop[None]))).to(dev))  # a writable copy
+        x = normalise(to_tensor(np.array(crop[None]))).to(dev)  # a writable copy
+        out = rotated_passes(model, x, model(x), rotations)
     uvd = out["uvd"][0].double().cpu().numpy()
     verts_uvd = out["verts"][0].double().cpu().numpy()
     z_root, z_src = solve_root_depth(uvd, K_in, S, depth_range, bone_length)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from cliphand.config import MediaPipeSettings
 from cliphand.errors import DataError
+from cliphand.evaluate.test_time import DEFAULT_ROTATIONS_DEG, check_rotations
 from cliphand.predict.camera import BONE_LENGTH_M, PAD, default_intrinsics, read_intrinsics, square_box
 from cliphand.predict.inputs import (downscale_record, file_stems, folder_images, input_kind, read_image,
                                      require_pyav, video_frames)
@@ -33,7 +34,7 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
                 principal: tuple[float, float] | None = None, intrinsics: str | Path | None = None,
                 bone_length: float = BONE_LENGTH_M, mesh_format: str = "obj", every: int = 1,
                 progress: bool = True, warn: Callable[[str], None] | None = None,
-                onnx: str | Path | None = None) -> dict:
+                onnx: str | Path | None = None, rotations: Sequence[float] = DEFAULT_ROTATIONS_DEG) -> dict:
     """Predict every image of ``input_path`` (an image, a folder of images or a video) into ``out_dir``.
 
     Args:
@@ -50,6 +51,8 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
         onnx: run this export of the checkpoint's model (:func:`cliphand.bench.export.export_onnx`, e.g.
             ``data/bench/default.onnx``) with onnxruntime on the CPU instead of PyTorch; the checkpoint still
             gives the input size, depth range and mesh faces.
+        rotations: test-time rotation offsets, degrees from the upright view (default ``evaluate.test_rotations_deg``'s
+            schema default, :mod:`cliphand.evaluate.test_time`); empty: one forward pass per image.
     Returns:
         summary dict: ``kind``, ``n`` (images tried), ``n_written``, ``n_failed``, ``failed`` (list of
         ``{"file", "error"}``), ``n_detected`` (MediaPipe found the hand), ``detector``, ``seconds``, mean
@@ -57,12 +60,14 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
     Raises:
         DataError: missing input, unsupported type, an empty folder, an unreadable single image or video,
             PyAV missing for a video, a bad checkpoint or intrinsics file.
-        ValueError: bad ``box``, ``hand``, ``mesh_format``, ``every``, ``pad``, ``bone_length`` or ``focal``.
+        ValueError: bad ``box``, ``hand``, ``mesh_format``, ``every``, ``pad``, ``bone_length``, ``focal`` or
+            ``rotations``.
         TrainingError: CUDA requested but unavailable.
     """
     t_start = time.perf_counter()
     input_path, out_dir = Path(input_path), Path(out_dir)
     _check_options(box, hand, pad, bone_length, mesh_format, every)
+    rotations = check_rotations(rotations)
     warn = warn or (lambda msg: tqdm.write(msg, file=sys.stderr))
     kind = input_kind(input_path)
     if kind == "folder":
@@ -74,7 +79,7 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
         first_image, first_scale = read_image(input_path)
     model, meta, faces, dev = _load_model(checkpoint, device, onnx)
     common = {"model": {"checkpoint": str(checkpoint), "input_size": int(meta["input_size"]),
-                        "depth_range": float(meta["depth_range"])}}
+                        "depth_range": float(meta["depth_range"]), "test_rotations_deg": rotations}}
     summary = {"input": str(input_path), "kind": kind, "out": str(out_dir), "checkpoint": str(checkpoint),
                "device": str(dev), "runtime": "onnxruntime" if onnx is not None else "pytorch", "n": 0,
                "n_written": 0, "n_failed": 0, "failed": [], "n_detected": 0}
@@ -89,7 +94,7 @@ def run_predict(input_path: str | Path, out_dir: str | Path = "predictions",
         K = np.diag([scale, scale, 1.0]) @ K
         b = None if box is None else tuple(v * scale for v in box)
         pred = predict_image(model, meta, image, faces, K=K, box=b, hand=hand, detector=detector, selfie=selfie,
-                             pad=pad, bone_length=bone_length, intrinsics_source=src)
+                             pad=pad, bone_length=bone_length, intrinsics_source=src, rotations=rotations)
         if scale != 1.0:
             extra["downscaled"] = downscale_record(image, scale)
         write_prediction(dest, stem, image, pred, mesh_format, file_pred=pred.scaled(1.0 / scale, size),

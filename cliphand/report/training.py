@@ -181,7 +181,11 @@ def targets_section(doc, paths: Paths, inp: dict, total_wall_s: float | None) ->
     real, test = inp["evals"].get("realworld") or {}, inp["evals"].get("test") or {}
     bench = read_json(paths.metrics("benchmark")) or {}
     peer = read_json(paths.metrics("peer_mediapipe")) or {}
-    onnx_ms = (((bench.get("models") or {}).get("default") or {}).get("onnx") or {}).get("latency", {}).get("whole", {})
+    default = (bench.get("models") or {}).get("default") or {}
+    # the latency of the pipeline the accuracy rows come from: with the evaluate stage's test-time rotation if on
+    timed = ((default.get("test_time") or {}).get("onnx") if real.get("one_pass") else None) or default.get("onnx") or {}
+    onnx_ms = timed.get("latency", {}).get("whole", {})
+    passes = int(real.get("forward_passes", 1))
     peer_ms = (peer.get("ms") or {}).get("median_ms") if isinstance(peer.get("ms"), dict) else None
     full = inp["ablate"].get("full") or {}
     seed_std = ((full.get("std") or {}).get("realworld") or {}).get("pa_mpjpe_mm") if len(full.get("seeds") or []) > 1 else None
@@ -193,7 +197,8 @@ def targets_section(doc, paths: Paths, inp: dict, total_wall_s: float | None) ->
         ["synthetic test: F@15", "≥ 0.90"] + _cell(test.get("f15"), 0.90, False, 3),
         ["`dvc repro`, sum of the stages' wall times: minutes", "≤ 30 (2-core AVX-512)"]
         + _cell(None if total_wall_s is None else total_wall_s / 60, 30.0, True, 1),
-        ["ONNX Runtime batch-1 latency vs MediaPipe's, ms", f"≤ {fmt(peer_ms)} (same run)"]
+        [f"ONNX Runtime batch-1 latency ({passes} forward pass{'es' if passes > 1 else ''}) vs MediaPipe's, ms",
+         f"≤ {fmt(peer_ms)} (same run)"]
         + (_cell(onnx_ms.get("median_ms"), peer_ms, True) if peer_ms is not None else [fmt(onnx_ms.get("median_ms")), "no MediaPipe time"]),
         ["seed std of the full model on the real photos, mm", "≤ 1"] + _cell(seed_std, 1.0, True),
     ]
@@ -201,4 +206,6 @@ def targets_section(doc, paths: Paths, inp: dict, total_wall_s: float | None) ->
             "The stage times are this run's (the machine is named per stage in *Stage wall time*); their sum leaves "
             "out DVC's own work between stages (hashing, about 2 min on a 2-core machine). The real-photo "
             "figures are over all 400 photos, recipes having been chosen on the synthetic val split and the "
-            "100-photo development subset only.", "")
+            "100-photo development subset only"
+            + (f"; they and the synthetic ones are the evaluate stage's, with test-time rotation ({passes} forward "
+               "passes per image; one pass: *Main table on the real photos*)." if passes > 1 else "."), "")

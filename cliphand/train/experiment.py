@@ -8,6 +8,7 @@ the tests call them directly, e.g. for the paper profile. The data steps live be
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -96,9 +97,10 @@ def run_finetune(p: Params, paths: Paths, out: Path, overrides: dict | None = No
 
 
 def run_evaluation(ckpt_path: Path, paths: Paths, data: str, text_split: str | None, p: Params,
-                   n_joints: int | None = None) -> tuple[dict, dict]:
+                   n_joints: int | None = None, rotations: Sequence[float] | None = None) -> tuple[dict, dict]:
     """Evaluate a checkpoint on ``data/prep/<data>`` (with the cached text of ``text_split`` for retrieval)
-    under the split's protocol (:func:`cliphand.evaluate.protocols.evaluate_split`).
+    under the split's protocol (:func:`cliphand.evaluate.protocols.evaluate_split`), with the test-time rotation
+    offsets ``rotations`` (None: ``evaluate.test_rotations_deg``; the ablations pass ``()``, one forward pass).
 
     Raises:
         DataError: the text cache of ``text_split`` is missing.
@@ -112,7 +114,8 @@ def run_evaluation(ckpt_path: Path, paths: Paths, data: str, text_split: str | N
     dataset = PreparedSet(paths.prep_split(data), tp)
     protocol = read_meta(paths.prep_split(data)).get("protocol", "freihand")
     return evaluate_split(model, dataset, int(meta["input_size"]), float(meta["depth_range"]), p.evaluate.batch_size,
-                          p.evaluate.retrieval_batch_sizes, protocol=protocol, device=p.device)
+                          p.evaluate.retrieval_batch_sizes, protocol=protocol, device=p.device,
+                          rotations=p.evaluate.test_rotations_deg if rotations is None else rotations)
 
 
 def seed_summary(per_seed: list[dict]) -> tuple[dict, dict]:
@@ -140,7 +143,8 @@ def seed_summary(per_seed: list[dict]) -> tuple[dict, dict]:
 
 def run_ablation_row(p: Params, paths: Paths, row: str, out_dir: Path, log=None) -> dict:
     """One ablation row (paper Tables 3-5) over its seeds: finetune from ``data/models/pretrain.pt`` with the
-    row's settings and evaluate on ``ablate.eval_on``.
+    row's settings and evaluate on ``ablate.eval_on`` with one forward pass per image (no test-time rotation:
+    the rows compare training settings, under the paper's protocol).
 
     Settings: ``ablate.{epochs, batch_size, n_joints, n_train, freeze_backbone}`` overridden by
     ``ablate.runs.<row>``; seeds: the row's ``seeds`` or ``ablate.seeds``.
@@ -162,7 +166,8 @@ def run_ablation_row(p: Params, paths: Paths, row: str, out_dir: Path, log=None)
         out = Path(out_dir) / f"seed{seed}.pt"
         history = run_finetune(p, paths, out, overrides={**settings, "seed": seed}, log=log, validate=False)
         seconds += sum(h["seconds"] for h in history)
-        per_seed[str(seed)] = {data: run_evaluation(out, paths, data, text_of.get(data) if same_n else None, p)[0]
+        per_seed[str(seed)] = {data: run_evaluation(out, paths, data, text_of.get(data) if same_n else None, p,
+                                                rotations=())[0]
                                for data in ab.eval_on}
     mean, std = seed_summary(list(per_seed.values()))
     return {"settings": settings, "seeds": seeds, "train_seconds": seconds, **mean, "std": std,
