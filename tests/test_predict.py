@@ -15,7 +15,8 @@ from PIL import Image
 from cliphand.predict.camera import (FALLBACK_DEPTH_M, default_intrinsics, solve_root_depth, square_box,
                                      whole_image_box)
 from cliphand.predict.inputs import read_image
-from cliphand.predict.prediction import predict_image
+from cliphand.data.preprocess import crop_to_input
+from cliphand.predict.prediction import crop_mirrored, predict_image
 from cliphand.predict.run import run_predict
 from cliphand.model.checkpoint import build_model, load_checkpoint, save_checkpoint
 from cliphand.cli import main
@@ -111,6 +112,25 @@ def test_square_and_whole_image_boxes():
 
 
 # ----------------------------------------------------------------------------------------------- one photo
+def test_crop_mirrored_fills_outside_the_photo_with_its_mirror_image():
+    rng = np.random.default_rng(0)
+    image = rng.integers(30, 255, (60, 80, 3), dtype=np.uint8)          # no black pixel anywhere
+    K = np.array([[90.0, 0, 41.0], [0, 90.0, 28.0], [0, 0, 1]])
+    inside = (10.0, 5.0, 40.0)
+    for square in (inside, (-20.0, -15.0, 70.0), (50.0, 30.0, 64.0)):   # inside; past the top-left; bottom-right
+        crop, Kc = crop_mirrored(image, K, square, 32)
+        black, Kb = crop_to_input(image, K, None, 32, box=np.array(square))
+        np.testing.assert_allclose(Kc, Kb, atol=1e-9)                   # the same geometry ...
+        if square == inside:
+            np.testing.assert_array_equal(crop, black)                  # ... and the same pixels inside
+        else:
+            assert (black.max(-1) == 0).any() and not (crop.max(-1) == 0).any()  # ... but no black border
+    # the mirrored border continues the photo: its top-left corner pixel sits at the crop pixel K' maps it to
+    crop, Kc = crop_mirrored(image, K, (-16.0, -16.0, 64.0), 64)        # 1:1, the photo starts at pixel 16
+    np.testing.assert_array_equal(crop[16:20, 16:20], image[:4, :4])
+    np.testing.assert_array_equal(crop[15, 16:20], image[0, :4])       # mirrored about the edge (symmetric)
+
+
 def test_single_photo_cli(tmp_path, ckpt_path, photos):
     out = tmp_path / "out"
     assert _cli(photos[0], "--out", out, "--checkpoint", ckpt_path, "--no-detector") == 0

@@ -5,6 +5,7 @@ hand square, handedness, intrinsics, root depth, in the image's own frame) with 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -121,6 +122,28 @@ class Prediction:
         }
 
 
+def crop_mirrored(image: np.ndarray, K: np.ndarray, square: tuple[float, float, float],
+                  input_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The hand square resized to the model input, the image mirrored at its border where the square reaches
+    past it (as the training views are, :func:`cliphand.data.augment.warp`), not filled with black.
+
+    Args:
+        image: (H, W, 3) uint8 RGB. K: (3, 3) its intrinsics, pixels. square: ``(x0, y0, side)`` pixels of
+            ``image``, may reach outside it. input_size: S pixels.
+    Returns:
+        (crop (S, S, 3) uint8, K' (3, 3)) as :func:`cliphand.data.preprocess.crop_to_input`: ``project(points,
+        K')`` gives crop pixels.
+    """
+    h, w = image.shape[:2]
+    x0, y0, side = (float(v) for v in square)
+    left, top = max(0, math.ceil(-x0)), max(0, math.ceil(-y0))
+    right, bottom = max(0, math.ceil(x0 + side - w)), max(0, math.ceil(y0 + side - h))
+    if left or top or right or bottom:  # symmetric = mirrored about the pixel edge, like grid_sample's reflection
+        image = np.pad(image, ((top, bottom), (left, right), (0, 0)), mode="symmetric")
+        K = np.asarray(K, np.float64) + np.array([[0, 0, left], [0, 0, top], [0, 0, 0]], np.float64)
+    return crop_to_input(image, K, None, input_size, box=np.array([x0 + left, y0 + top, side], np.float64))
+
+
 def predict_image(model: torch.nn.Module, meta: dict, image: np.ndarray, faces: np.ndarray,
                   K: np.ndarray | None = None, box: tuple[float, float, float, float] | None = None,
                   hand: str = "auto", detector: Any = None, selfie: bool = False, pad: float = PAD,
@@ -188,7 +211,7 @@ def predict_image(model: torch.nn.Module, meta: dict, image: np.ndarray, faces: 
     mirrored = handedness == "left"
 
     t0 = time.perf_counter()
-    crop, K_crop = crop_to_input(image, K, None, S, box=np.asarray(square, np.float64))
+    crop, K_crop = crop_mirrored(image, K, square, S)
     K_in = K_crop
     if mirrored:
         crop = crop[:, ::-1]
