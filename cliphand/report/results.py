@@ -27,7 +27,8 @@ def main_section(doc: Document, inp: dict) -> None:
     doc.add("The finetuned model (`data/models/finetune.pt`) per benchmark; FreiHAND protocol (Procrustes per "
             "sample, PCK/AUC over 100 thresholds, F-scores on aligned vertices); MPJPE/MPVPE are root-relative "
             "(wrist) without alignment. The real photos carry no ground-truth mesh, so their mesh metrics are "
-            f"'{DASH}'. ms/image: batched forward pass on the evaluation device.", "")
+            f"'{DASH}'. ms/image: the evaluate stage's batched inference on the evaluation device, every forward pass "
+            "included.", "")
     rows, extra = [], []
     for bench, m in inp["evals"].items():
         if m is None:
