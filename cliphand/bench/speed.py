@@ -135,7 +135,7 @@ def run_model_benchmarks(p: Params, paths: Paths, out_dir: Path) -> dict:
     and :func:`benchmark_onnx` timings}}.
     Raises: DataError when the checkpoint, the prepared real-world split or the paper profile is missing.
     """
-    from cliphand.bench.export import OnnxModel, export_onnx, onnx_session, parity
+    from cliphand.bench.export import OnnxModel, export_onnx, parity
 
     b = p.benchmark
     device = p.device
@@ -152,25 +152,25 @@ def run_model_benchmarks(p: Params, paths: Paths, out_dir: Path) -> dict:
     for name, (model, note, depth_range) in tqdm(models.items(), desc="benchmark models"):
         res = {"note": note, "torch": benchmark_model(model, device, 1, b.throughput_batch, b.warmup, b.iters,
                                                       b.throughput_warmup, b.throughput_iters)}
-        if name == "default" and rotations:
-            x, K, rd, gt = _parity_inputs(paths.prep_split("realworld"), model.cfg.input_size, None)
+        s, trained = model.cfg.input_size, name == "default"
+        if b.onnx or (trained and rotations):
+            # the trained model on every real crop (its export is scored there); the paper model, whose weights
+            # are random, on the first parity_samples (its 224-pixel forward costs ~0.1 s per crop on 2 cores)
+            x, K, rd, gt = _parity_inputs(paths.prep_split("realworld"), s, None if trained else b.parity_samples)
+        if trained and rotations:
             res["test_time"] = {"rotations_deg": rotations, "forward_passes": 1 + len(rotations),
                                 "torch": rotation_latency(model, x, rotations, b.warmup, b.iters, model_device(model))}
         if b.onnx:
             model = model.cpu().eval()
-            s = model.cfg.input_size
-            folder = Path(out_dir) if name == "default" else Path(scratch.name)
+            folder = Path(out_dir) if trained else Path(scratch.name)
             res["onnx"] = export_onnx(model, folder / f"{name}.onnx", s)
-            res["onnx"]["kept"] = name == "default"
-            sess = onnx_session(res["onnx"]["path"])
-            # the trained model on every real crop (its export is scored there); the paper model, whose weights
-            # are random, on the first parity_samples (its 224-pixel forward costs ~0.1 s per crop on 2 cores)
-            x, K, rd, gt = _parity_inputs(paths.prep_split("realworld"), s, None if name == "default" else b.parity_samples)
+            res["onnx"]["kept"] = trained
+            onnx_model = OnnxModel(res["onnx"]["path"], s)      # one onnxruntime session for every use below
+            sess = onnx_model.session
             res["parity"], joints = parity(model, sess, x, K, rd, s, depth_range)
-            if name == "default":  # the trained model: score the export itself on the real photos
+            if trained:  # score the export itself on the real photos
                 res["onnx"]["realworld"] = {k: v for k, v in M.evaluate(joints, gt).items() if k != "curves"}
                 if rotations:
-                    onnx_model = OnnxModel(res["onnx"]["path"], s)
                     joints = rotated_joints(onnx_model, x, K, rd, s, depth_range, rotations)
                     res["test_time"]["onnx"] = {
                         "realworld": {k: v for k, v in M.evaluate(joints, gt).items() if k != "curves"},

@@ -52,7 +52,8 @@ def evaluate_split(model, dataset: PreparedSet, input_size: int, depth_range: fl
 
     Returns:
         metrics: plain floats (mm, AUC, F-scores; ``retrieval`` per axis and batch size when the split
-            carries text features; ``ms_per_image`` of the batched forward pass on this device);
+            carries text features; ``ms_per_image`` of the batched inference on this device, every
+            forward pass included);
         predictions: ``joints`` (n, 21, 3) and ``verts`` (n, V, 3) metres camera frame, ``uvd`` (n, 21, 3),
             ``index`` (n,), and the PCK curve (``pck_thresholds_m``, ``pck``); with ``rotations`` also
             ``joints_one_pass`` (n, 21, 3) metres.

@@ -98,7 +98,8 @@ def ablation_section(doc: Document, p: Params, inp: dict) -> None:
             f"pretrained checkpoint {how} for {', '.join(map(str, ep)) or '?'} epoch(s) on the first "
             f"{', '.join(map(str, nt)) or '?'} training images, while the main run finetunes for {ft_epochs} "
             f"epoch(s) on {ft_n if ft_n is not None else '?'} images, and every row is scored with one forward "
-            "pass per image (no test-time rotation); compare rows with each other, not with the main results. Ours: the splits of `ablate.eval_on` (the validation split aside); paper "
+            "pass per image (no test-time rotation); compare rows with each other, not with the main results. "
+            "Ours: the splits of `ablate.eval_on` (the validation split aside); paper "
             "columns: FreiHAND validation (MPJPE/median: our root-relative errors vs. the paper's PJPE), where "
             "every row is a full 200-epoch training.", "")
     for r in absent:

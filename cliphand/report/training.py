@@ -182,10 +182,10 @@ def targets_section(doc, paths: Paths, inp: dict, total_wall_s: float | None) ->
     bench = read_json(paths.metrics("benchmark")) or {}
     peer = read_json(paths.metrics("peer_mediapipe")) or {}
     default = (bench.get("models") or {}).get("default") or {}
-    # the latency of the pipeline the accuracy rows come from: with the evaluate stage's test-time rotation if on
-    timed = ((default.get("test_time") or {}).get("onnx") if real.get("one_pass") else None) or default.get("onnx") or {}
-    onnx_ms = timed.get("latency", {}).get("whole", {})
     passes = int(real.get("forward_passes", 1))
+    # the latency of the pipeline the accuracy rows come from: with the evaluate stage's test-time rotation if on
+    timed = ((default.get("test_time") or {}).get("onnx") if passes > 1 else None) or default.get("onnx") or {}
+    onnx_ms = timed.get("latency", {}).get("whole", {})
     peer_ms = (peer.get("ms") or {}).get("median_ms") if isinstance(peer.get("ms"), dict) else None
     full = inp["ablate"].get("full") or {}
     seed_std = ((full.get("std") or {}).get("realworld") or {}).get("pa_mpjpe_mm") if len(full.get("seeds") or []) > 1 else None
