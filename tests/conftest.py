@@ -1,11 +1,16 @@
-"""Shared test fixtures: the real data beside the repository and a quiet MLflow setting."""
+"""Shared test fixtures: the real data beside the repository, a quiet MLflow setting, and the smoke-profile
+repository of the end-to-end tests (built once per session, see ``tests/smoke.py``)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
+
+from smoke import build, copy_repo, env_for
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -31,3 +36,36 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture(scope="session")
+def smoke_build(tmp_path_factory, repo_root, shared_data) -> tuple[Path, dict, str]:
+    """The smoke pipeline, once per test session: `dvc repro` in ``<tmp>/smoke/workspace``, then that repository
+    copied to ``<tmp>/smoke/copy`` (git, DVC cache, outputs; without the MLflow store, so the copy's runs go to a
+    store of its own) before any test changes it. Under pytest-xdist the first worker to get here builds while
+    the other waits on the file lock. Returns (``<tmp>/smoke``, the params, the output of `dvc repro`)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                      # the folder the workers of this session share
+    root, done = base / "smoke", base / "smoke" / "built.json"
+    with FileLock(str(base / "smoke.lock")):
+        if not done.is_file():
+            params, out = build(root / "workspace", repo_root, shared_data)
+            copy_repo(root / "workspace", root / "copy")
+            done.write_text(json.dumps({"params": params, "out": out}))
+    built = json.loads(done.read_text())
+    return root, built["params"], built["out"]
+
+
+@pytest.fixture(scope="session")
+def smoke_repo(smoke_build):
+    """(repository, environment, output of `dvc repro`, params) of the built smoke repository."""
+    root, params, out = smoke_build
+    return root / "workspace", env_for(root / "workspace"), out, params
+
+
+@pytest.fixture(scope="session")
+def smoke_copy(smoke_build):
+    """As :func:`smoke_repo`, for its copy (own MLflow store, empty at first)."""
+    root, params, out = smoke_build
+    return root / "copy", env_for(root / "copy"), out, params
