@@ -86,10 +86,11 @@ def _snapshot(repo: Path) -> dict[str, str]:
     return out
 
 
-def _wait_for_queue_workers(repo: Path, timeout: float = 900) -> None:
-    """Until the `dvc exp queue-worker` processes that `dvc queue start` spawned in ``repo`` have ended (DVC's
-    workers exit 10 s after the queue is empty). A process scan takes milliseconds, where each poll with
-    `dvc queue status` costs over a CPU second that the queued runs need."""
+def _start_queue_and_wait(repo: Path, env: dict, jobs: int, log: Path, timeout: float = 900) -> None:
+    """`dvc queue start -j <jobs>` in ``repo``, then wait until the `dvc exp queue-worker` processes it spawned
+    have ended (DVC's workers exit 10 s after the queue is empty). Its output goes to ``log``, not to a pipe: the
+    workers run detached but inherit its output, so with a pipe the call would itself last until they end. A
+    process scan takes milliseconds, where each `dvc queue status` costs over a CPU second the runs need."""
     import time
 
     import psutil
@@ -102,17 +103,21 @@ def _wait_for_queue_workers(repo: Path, timeout: float = 900) -> None:
                 found.append(proc)
         return found
 
+    with open(log, "w") as fh:
+        proc = subprocess.run(["dvc", "queue", "start", "-j", str(jobs)], cwd=repo, env=env, stdout=fh,
+                              stderr=subprocess.STDOUT, timeout=300)
+    assert proc.returncode == 0, log.read_text()[-3000:]
     start = time.monotonic()
     while not workers():                           # spawned detached: give them a moment to appear
-        if time.monotonic() - start > 60:
+        if time.monotonic() - start > 30:
             return                                 # none came (or all ended already): the status check tells
-        time.sleep(0.5)
+        time.sleep(0.2)
     while workers():
         assert time.monotonic() - start < timeout, f"queued experiments still running after {timeout} s"
         time.sleep(2)
 
 
-def test_queued_experiments_run_in_parallel_on_their_own_params(smoke_copy):
+def test_queued_experiments_run_in_parallel_on_their_own_params(smoke_copy, tmp_path):
     """Issue 10: two queued experiments under `dvc queue start -j 2` each train with their own -S value, show
     their own params and metrics, land in MLflow under their names, and leave the workspace byte-identical.
     (Only the finetune stage is reproduced, to keep the suite short; the whole pipeline queues the same way.)
@@ -123,8 +128,7 @@ def test_queued_experiments_run_in_parallel_on_their_own_params(smoke_copy):
     for bs, procs in ((4, 1), (12, 2)):
         run_cmd(["dvc", "exp", "run", "--queue", "finetune", "-S", f"clip.batch_size={bs}",
               "-S", f"distributed.nproc_per_node={procs}", "-n", f"q{bs}"], repo, env)
-    run_cmd(["dvc", "queue", "start", "-j", "2"], repo, env)
-    _wait_for_queue_workers(repo)
+    _start_queue_and_wait(repo, env, 2, tmp_path / "queue-start.log")
     status = run_cmd(["dvc", "queue", "status"], repo, env)
     assert not any(word in status for word in ("Queued", "Running", "Failed")), \
         status + run_cmd(["dvc", "queue", "logs", "q4"], repo, env)[-3000:]
