@@ -43,15 +43,22 @@ def smoke_build(tmp_path_factory, repo_root, shared_data) -> tuple[Path, dict, s
     """The smoke pipeline, once per test session: `dvc repro` in ``<tmp>/smoke/workspace``, then that repository
     copied to ``<tmp>/smoke/copy`` (git, DVC cache, outputs; without the MLflow store, so the copy's runs go to a
     store of its own) before any test changes it. Under pytest-xdist the first worker to get here builds while
-    the other waits on the file lock. Returns (``<tmp>/smoke``, the params, the output of `dvc repro`)."""
+    the other waits on the file lock; if the build fails, the other worker's tests fail at once with its error
+    (``smoke-failed.txt``) instead of building again. Returns (``<tmp>/smoke``, the params, the output of `dvc repro`)."""
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         base = base.parent                      # the folder the workers of this session share
-    root, done = base / "smoke", base / "smoke" / "built.json"
+    root, done, failed = base / "smoke", base / "smoke" / "built.json", base / "smoke-failed.txt"
     with FileLock(str(base / "smoke.lock")):
+        if failed.is_file():                    # the other worker's build failed: do not build it a second time
+            pytest.fail(f"the smoke build failed in another worker:\n{failed.read_text()}")
         if not done.is_file():
-            params, out = build(root / "workspace", repo_root, shared_data)
-            copy_repo(root / "workspace", root / "copy")
+            try:
+                params, out = build(root / "workspace", repo_root, shared_data)
+                copy_repo(root / "workspace", root / "copy")
+            except BaseException as exc:
+                failed.write_text(f"{type(exc).__name__}: {str(exc)[-3000:]}")
+                raise
             done.write_text(json.dumps({"params": params, "out": out}))
     built = json.loads(done.read_text())
     return root, built["params"], built["out"]
