@@ -127,7 +127,7 @@ def test_queued_experiments_run_in_parallel_on_their_own_params(smoke_copy, tmp_
     before = _snapshot(repo)
     for bs, procs in ((4, 1), (12, 2)):
         run_cmd(["dvc", "exp", "run", "--queue", "finetune", "-S", f"clip.batch_size={bs}",
-              "-S", f"distributed.nproc_per_node={procs}", "-n", f"q{bs}"], repo, env)
+                 "-S", f"distributed.nproc_per_node={procs}", "-n", f"q{bs}"], repo, env)
     _start_queue_and_wait(repo, env, 2, tmp_path / "queue-start.log")
     status = run_cmd(["dvc", "queue", "status"], repo, env)
     assert not any(word in status for word in ("Queued", "Running", "Failed")), \
